@@ -1,0 +1,44 @@
+"""Shared test set-up: Hypothesis profiles, GPU skipping."""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# "sagan-ci": thorough but bounded: CI runs on 2 cores within a time budget.
+settings.register_profile(
+    "sagan-ci",
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+# "dev": a few more random examples on a developer's machine.
+settings.register_profile(
+    "dev",
+    max_examples=40,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# "thorough": for a long local hunt, e.g. HYPOTHESIS_PROFILE=thorough pytest tests/
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "sagan-ci" if os.environ.get("CI") else "dev"))
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    if cuda_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU: none is present on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
