@@ -1,0 +1,15 @@
+"""One function per equation, under the names `reference/` uses; each consults
+`accelerated.backend.kernel_for` first and otherwise runs plain PyTorch."""
+
+from accelerated.ops.attention import attention_dims, self_attention
+from accelerated.ops.hinge import hinge_loss_discriminator, hinge_loss_generator
+from accelerated.ops.spectral_norm import power_iteration, spectral_norm
+
+__all__ = [
+    "attention_dims",
+    "hinge_loss_discriminator",
+    "hinge_loss_generator",
+    "power_iteration",
+    "self_attention",
+    "spectral_norm",
+]
