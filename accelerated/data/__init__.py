@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accelerated.data import builtin
 from accelerated.data.arrays import ArrayDataset, is_prepared, open_arrays
 
 __all__ = ["ArrayDataset", "open_dataset"]
@@ -24,6 +23,8 @@ DEFAULT_CACHE = Path.home() / ".cache" / "sagan" / "data"
 def open_dataset(source: str, resolution: int, cache_dir=None, seed: int = 0) -> ArrayDataset:
     """The data set named by `source` at `resolution`; `seed` only affects "builtin"."""
     if source == "builtin":
+        from accelerated.data import builtin
+
         images, labels = builtin.generate(builtin.DEFAULT_SIZE, resolution, seed)
         return ArrayDataset(images, labels, builtin.CLASS_NAMES)
     path = Path(source)

@@ -10,9 +10,10 @@ line:
 - the **row** and the **distance from the outer edge** are drawn at random.
 
 So the two objects must agree on colour and on position, and nothing local tells a generator which
-colour or row the other half chose: the two objects are half an image apart (their centres are
-$R/2$ or more pixels apart at the default positions), and a convolution whose receptive field does
-not span both sees only one of them. This is the long-range structure self-attention is for.
+colour or row the other half chose: the objects' centres are $R - 2x - s$ pixels apart ($x$ the
+distance from the outer edge, $s$ the object width), i.e. 7 to 9 pixels at $R = 16$, about half
+the image, and a convolution whose receptive field does not span both sees only one of them.
+This is the long-range structure self-attention is for.
 Objects are $s = \lfloor 5R/16 \rfloor$ pixels wide (5 px at $R = 16$, 10 px at $R = 32$), drawn
 with strokes $\max(1, \lfloor s/5 \rfloor)$ pixels wide, with at least one pixel of margin to the
 image border and to the centre line.
@@ -181,3 +182,29 @@ def quality(images, labels) -> dict[str, float]:
         "score": float(correct.mean()),
         "diversity": min(1.0, len(configs) / expected) if expected else 0.0,
     }
+
+
+def example_grid(resolution: int = 16, columns: int = 8, scale: int = 6, seed: int = 0):
+    """A Pillow image of real examples: one row per class, pixels enlarged `scale` times."""
+    from PIL import Image
+
+    images, labels = generate(columns * len(CLASS_NAMES) * 4, resolution, seed)
+    rows = [images[labels == k][:columns] for k in range(len(CLASS_NAMES))]
+    cell, gap = resolution * scale, 2
+    size = (columns * (cell + gap) + gap, len(rows) * (cell + gap) + gap)
+    grid = Image.new("RGB", size, (128, 128, 128))
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            tile = Image.fromarray(image).resize((cell, cell), Image.Resampling.NEAREST)
+            grid.paste(tile, (gap + c * (cell + gap), gap + r * (cell + gap)))
+    return grid
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Save a grid of built-in examples.")
+    parser.add_argument("out", help="PNG file to write")
+    parser.add_argument("--resolution", type=int, default=16)
+    args = parser.parse_args()
+    example_grid(args.resolution).save(args.out)
