@@ -1,0 +1,166 @@
+r"""Checkpoints: written atomically, loaded safely, checked before use.
+
+A checkpoint is one `torch.save` file holding only tensors and plain Python values, so it loads
+with `torch.load(weights_only=True)` (which refuses arbitrary pickled objects, the way a
+malicious file would run code):
+
+| key | what |
+|---|---|
+| `format_version` | `FORMAT_VERSION`; a newer file is refused with a message |
+| `step` | iterations completed |
+| `config` | the full run config as nested dicts |
+| `G`, `D`, `G_ema` | `state_dict()`s (spectral-norm `_u` / `_v` and BN statistics included) |
+| `opt_G`, `opt_D` | the two Adam optimisers' `state_dict()`s |
+| `rng` | torch CPU/CUDA, Python and NumPy generator states, as tensors and ints |
+| `counters` | skipped steps, rollbacks |
+
+Writing goes to a temporary file that is flushed, `fsync`ed and then `os.replace`d over the final
+name, so a crash or a full disk mid-write leaves the previous checkpoints untouched. The newest
+`keep` are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT_VERSION = 1
+FOLDER = "checkpoints"
+_NAME = re.compile(r"step-(\d+)\.pt")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: damaged, unsafe, too new or for another architecture."""
+
+
+def path_for(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / FOLDER / f"step-{step:08d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary files are not listed)."""
+    folder = Path(run_dir) / FOLDER
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob("step-*.pt") if _NAME.fullmatch(p.name)]
+    return sorted(found, key=lambda p: int(_NAME.fullmatch(p.name).group(1)))
+
+
+def save_atomic(state: dict[str, Any], path: Path) -> None:
+    """`torch.save` to a temporary file, fsync, rename over `path`; on error nothing changes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+
+
+def save(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Write the checkpoint of `step` and delete all but the newest `keep`. Raises OSError."""
+    path = path_for(run_dir, step)
+    save_atomic({"format_version": FORMAT_VERSION, "step": step, **state}, path)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with `weights_only=True`; raise CheckpointError with the reason if the
+    file is not a checkpoint this code can read."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except pickle.UnpicklingError as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"refusing to load {path}: it holds Python objects, not only tensors and plain values "
+            f"(torch.load(weights_only=True) rejected it: {reason}). Do not load files you do "
+            f"not trust."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} is damaged or not a checkpoint: {err}") from None
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise CheckpointError(f"{path} is not a training checkpoint (no format_version)")
+    version = state["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {version}, newer than this code's "
+            f"{FORMAT_VERSION}: update the code to load it"
+        )
+    return state
+
+
+def latest(run_dir: Path, map_location: str | torch.device = "cpu", warn=print):
+    """(path, state) of the newest checkpoint of a run that loads; damaged ones are skipped with a
+    warning (an unsafe or too-new file stops with its error). Raises CheckpointError if none."""
+    found = list_checkpoints(run_dir)
+    for path in reversed(found):
+        try:
+            return path, load(path, map_location)
+        except CheckpointError as err:
+            if "damaged" not in str(err):
+                raise
+            warn(f"warning: skipping {err}")
+    raise CheckpointError(f"no usable checkpoint in {Path(run_dir) / FOLDER}")
+
+
+def check_model(state: dict[str, Any], model: dict[str, Any], path: Path) -> None:
+    """Raise CheckpointError naming every model setting where the checkpoint differs from `model`
+    (the run's `config["model"]`), before any `load_state_dict` sees mismatched tensors."""
+    saved = state.get("config", {}).get("model", {})
+    diffs = [f"model.{k}: checkpoint {saved.get(k)!r}, this run {model.get(k)!r}"
+             for k in sorted(set(saved) | set(model)) if saved.get(k) != model.get(k)]
+    if diffs:
+        raise CheckpointError(
+            f"checkpoint {path} is for another architecture; " + "; ".join(diffs)
+            + ". Use the same [model] settings as the checkpoint."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Random generator states as tensors and plain values (safe for weights_only=True).
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global random generator's state: torch CPU, CUDA (all devices), Python, NumPy."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (the legacy global generator)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
+                   "gauss": gauss},
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+                  "has_gauss": has_gauss, "cached": cached},
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    npy = state["numpy"]
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["cached"]))  # noqa: NPY002

@@ -1,0 +1,88 @@
+r"""Data-parallel training across processes started by `torchrun`.
+
+`torchrun --nproc_per_node N -m accelerated.train ...` sets `RANK`, `WORLD_SIZE`, `LOCAL_RANK`
+and the rendezvous address in the environment; `setup` reads them (`env://`) and joins the
+process group: NCCL on CUDA (one GPU per process, `cuda:LOCAL_RANK`), gloo on CPU. Without
+those variables it is a single process and every collective below is a no-op.
+
+Rank 0 alone writes files; every rank trains on its own shard of each global batch; decisions
+that must be unanimous (stop now, skip a step, roll back) go through `any_rank`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files and prints (rank 0)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """"auto" -> CUDA when present else CPU; "cuda" without a GPU raises ValueError."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("run.device is 'cuda' but no CUDA GPU is available: use 'cpu'")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def setup(device: str) -> Context:
+    """Join the process group if launched by torchrun (env://), and pick this rank's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device, local_rank)
+    if world_size == 1:
+        return Context(0, 1, dev)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", init_method="env://")
+    return Context(dist.get_rank(), world_size, dev)
+
+
+def teardown(ctx: Context) -> None:
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def any_rank(ctx: Context, flag: bool) -> bool:
+    """True on every rank if `flag` is True on any rank (an all-reduce of the flag with MAX)."""
+    if not ctx.distributed:
+        return flag
+    t = torch.tensor([int(flag)], device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def broadcast(ctx: Context, obj: Any) -> Any:
+    """Rank 0's `obj` on every rank (any picklable value)."""
+    if not ctx.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier(ctx: Context) -> None:
+    if ctx.distributed:
+        dist.barrier()

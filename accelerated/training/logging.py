@@ -1,0 +1,59 @@
+r"""Where a run reports: `metrics.jsonl` (one JSON object a line), TensorBoard, and the terminal.
+
+Each record is `{"step": ..., "kind": "train" | "eval" | "event", "time": seconds since start,
+...values}`, so `pandas.read_json("metrics.jsonl", lines=True)` reads a run. TensorBoard scalars
+go to `<run>/tensorboard` as `kind/name`; if TensorBoard does not import, a warning is printed
+once and the run goes on with the JSON file alone. Messages go through `tqdm.write`, so they do
+not tear the progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+def say(message: str) -> None:
+    """Print a line to stderr without breaking a tqdm progress bar."""
+    tqdm.write(message, file=sys.stderr)
+
+
+class MetricsLog:
+    """Append-only metrics of one run (rank 0 only: other ranks pass `enabled=False`)."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True):
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self.file = open(Path(run_dir) / "metrics.jsonl", "a") if enabled else None
+        self.writer = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as err:
+                say(f"warning: TensorBoard is not available ({err}); logging to metrics.jsonl only")
+            else:
+                self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+
+    def write(self, step: int, kind: str, values: dict[str, float | int | str]) -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, "kind": kind, "time": round(time.monotonic() - self.start, 3)}
+        record.update(values)
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.writer is not None:
+            for name, value in values.items():
+                if isinstance(value, int | float):
+                    self.writer.add_scalar(f"{kind}/{name}", value, step)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
