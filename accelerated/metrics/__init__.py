@@ -1,0 +1,34 @@
+r"""Sample-quality metrics in PyTorch: FID, Inception Score, KID (formulas of `reference.metrics`).
+
+- `statistics`: `FeatureStatistics`, float64 sums streamed over batches and all-reduced across DDP
+  ranks; `gather_rows` for the metrics that need the samples themselves;
+- `scores`: `frechet_distance`, `fid`, `inception_score`, `kernel_inception_distance`;
+- `features`: the feature networks: `InceptionFeatures` (the paper's TensorFlow Inception, via
+  torch-fidelity) and `RandomConvFeatures` (offline, fixed random weights).
+"""
+
+from accelerated.metrics.features import (
+    InceptionFeatures,
+    RandomConvFeatures,
+    feature_network,
+)
+from accelerated.metrics.scores import (
+    fid,
+    frechet_distance,
+    inception_score,
+    kernel_inception_distance,
+)
+from accelerated.metrics.statistics import FeatureStatistics, feature_statistics, gather_rows
+
+__all__ = [
+    "FeatureStatistics",
+    "InceptionFeatures",
+    "RandomConvFeatures",
+    "feature_network",
+    "feature_statistics",
+    "fid",
+    "frechet_distance",
+    "gather_rows",
+    "inception_score",
+    "kernel_inception_distance",
+]
