@@ -1,0 +1,40 @@
+r"""Hand-written CUDA kernels (compiled at run time by CuPy) for SAGAN's hot spots.
+
+| op name (`accelerated.backend`) | kernel function | CUDA source |
+|---|---|---|
+| `self_attention` | `attention.fused_attention` | `attention.cu` |
+| `power_iteration_batched` | `power_iteration.power_iteration_batched` | `power_iteration.cu` |
+| `hinge_loss_discriminator` | `hinge.hinge_loss_discriminator` | `hinge.cu` |
+| `hinge_loss_generator` | `hinge.hinge_loss_generator` | `hinge.cu` |
+
+Importing this package registers the kernels with `accelerated.backend` only where they can
+run: CuPy imports and a CUDA device is present. Anywhere else (a CPU-only machine, CI) the import
+succeeds and registers nothing, so the ops keep their PyTorch path. The kernel modules themselves
+import without CuPy (it is imported at the first launch), so their custom ops, shapes and names
+can be inspected and tested anywhere.
+"""
+
+import importlib.util
+
+import torch
+
+from accelerated import backend
+
+
+def kernels_available() -> bool:
+    """True when CuPy is installed and PyTorch sees a CUDA device."""
+    return importlib.util.find_spec("cupy") is not None and torch.cuda.is_available()
+
+
+def register_all() -> None:
+    """Register every kernel under its op name (call only where `kernels_available()`)."""
+    from accelerated.kernels import attention, hinge, power_iteration
+
+    backend.register_kernel("self_attention", attention.fused_attention)
+    backend.register_kernel("power_iteration_batched", power_iteration.power_iteration_batched)
+    backend.register_kernel("hinge_loss_discriminator", hinge.hinge_loss_discriminator)
+    backend.register_kernel("hinge_loss_generator", hinge.hinge_loss_generator)
+
+
+if kernels_available():
+    register_all()

@@ -1,0 +1,95 @@
+r"""Compiling the `.cu` files with CuPy and launching them on PyTorch's memory and stream.
+
+Three facts make CuPy kernels and PyTorch work together without copies or races:
+
+1. **Memory**: `cupy.from_dlpack(tensor)` wraps a CUDA tensor's memory as a CuPy array
+   (zero-copy). bfloat16 tensors are passed as int16 views: a kernel only sees the address, and
+   CuPy needs no bfloat16 dtype for that.
+2. **Stream**: PyTorch queues its work on `torch.cuda.current_stream()`; a kernel launched
+   inside `with torch_stream():` is queued on that same stream, so it runs after the PyTorch
+   work that produced its inputs and before the work that reads its outputs.
+3. **Compilation**: `cupy.RawModule` compiles with NVRTC at first use and caches the binary
+   on disk (`~/.cupy/kernel_cache`). Templates (head sizes, dtype) are compiled one
+   instantiation at a time through `name_expressions`, and each compiled module is also kept
+   in memory here.
+
+CuPy is imported inside the functions, so this module imports on machines without it.
+"""
+
+import functools
+from pathlib import Path
+
+import torch
+
+KERNEL_DIR = Path(__file__).resolve().parent
+# Options for every compilation: C++17, the kernel folder for "common.cuh".
+BASE_OPTIONS = ("-std=c++17", f"-I{KERNEL_DIR}")
+# Defined for the bfloat16 instantiations only: they need <cuda_bf16.h> from the CUDA toolkit.
+BF16_DEFINE = "-DSAGAN_BF16"
+CUDA_TYPES = {torch.float32: "float", torch.bfloat16: "__nv_bfloat16"}
+
+
+def compile_options(dtype: torch.dtype = torch.float32) -> tuple[str, ...]:
+    """NVRTC/nvcc options for kernels storing `dtype` (float32 or bfloat16)."""
+    if dtype not in CUDA_TYPES:
+        raise ValueError(f"the kernels store float32 or bfloat16, got {dtype}")
+    return (*BASE_OPTIONS, BF16_DEFINE) if dtype == torch.bfloat16 else BASE_OPTIONS
+
+
+@functools.cache
+def _module(filename: str, options: tuple[str, ...], name_expressions: tuple[str, ...] | None):
+    import cupy
+
+    source = (KERNEL_DIR / filename).read_text()
+    module = cupy.RawModule(code=source, options=options, name_expressions=name_expressions)
+    try:
+        module.compile()
+    except cupy.cuda.compiler.CompileException as error:
+        hint = ""
+        if BF16_DEFINE in options and "cuda_bf16.h" in str(error):
+            hint = (
+                " (bfloat16 kernels need the CUDA toolkit headers: pip install "
+                "'cupy-cuda13x[ctk]' or 'cupy-cuda12x[ctk]', or set CUDA_PATH)"
+            )
+        raise RuntimeError(f"compiling {filename} failed{hint}: {error}") from error
+    return module
+
+
+def get_kernel(filename: str, name: str, dtype: torch.dtype = torch.float32):
+    """The compiled kernel `name` of `filename` (a plain or a template name, e.g.
+    `attention_forward<float, 16, 64>`), compiled once per process and cached."""
+    templated = "<" in name
+    module = _module(filename, compile_options(dtype), (name,) if templated else None)
+    return module.get_function(name)
+
+
+def as_cupy(tensor: torch.Tensor):
+    """A CuPy array sharing `tensor`'s memory (DLPack, no copy); bfloat16 as an int16 view."""
+    import cupy
+
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.view(torch.int16)
+    return cupy.from_dlpack(tensor.detach())
+
+
+def launch(kernel, grid: tuple[int, ...], block: tuple[int, ...], *args) -> None:
+    """Queue `kernel` on PyTorch's current stream of the device of the tensor arguments.
+
+    Tensors are passed by address (DLPack); ints and floats must already be NumPy scalars of
+    the kernel's C types (`numpy.int32`, `numpy.float32`).
+    """
+    import cupy
+
+    device = next(a.device for a in args if isinstance(a, torch.Tensor))
+    index = torch.cuda.current_device() if device.index is None else device.index
+    handle = torch.cuda.current_stream(index).cuda_stream
+    with cupy.cuda.Device(index), _external_stream(cupy, handle, index):
+        cupy_args = tuple(as_cupy(a) if isinstance(a, torch.Tensor) else a for a in args)
+        kernel(grid, block, cupy_args)
+
+
+def _external_stream(cupy, handle: int, device_index: int):
+    """A CuPy stream object for a stream that PyTorch owns."""
+    if hasattr(cupy.cuda, "ExternalStream"):
+        return cupy.cuda.ExternalStream(handle, device_index)
+    return cupy.cuda.Stream.from_external(handle)  # newer CuPy
