@@ -1,0 +1,80 @@
+"""MkDocs hook: put the course's lessons and a local MathJax into the site.
+
+- The lessons live in `lessons/` at the repository root (where a student opens them with Jupyter);
+  this hook adds each `lessons/NN_name.py` to the site as the page `lessons/NN_name/`, and
+  mkdocs-jupyter (its `include` restricted to `lessons/*.py`) executes and renders it.
+- MathJax 3 comes from the PyPI package `django-static-mathjax` (in the `docs` extra): its
+  self-contained `tex-svg-full.js` (SVG output, glyphs inlined, every TeX extension built in) and its
+  licence are added as `assets/mathjax/`, so formulas typeset with no network access.
+- `mkdocs serve` also watches the lessons and the sources that the snippets include.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+
+LESSONS_DIR = "lessons"
+WATCHED_SOURCES = ("lessons", "reference", "accelerated")
+# nbconvert's MathJax 2 loader, which mkdocs-jupyter puts in every notebook page with an empty URL
+# (or a CDN's): the site's own MathJax 3 typesets the notebooks instead.
+NBCONVERT_MATHJAX = re.compile(
+    r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", flags=re.DOTALL
+)
+MATHJAX_FILES = {
+    "assets/mathjax/tex-svg-full.js": "es5/tex-svg-full.js",
+    "assets/mathjax/LICENSE": "LICENSE",
+}
+
+
+def lesson_paths(root: Path) -> list[Path]:
+    """The lessons, in course order: `lessons/NN_name.py`."""
+    return sorted((root / LESSONS_DIR).glob("[0-9][0-9]_*.py"))
+
+
+def mathjax_root() -> Path:
+    """The MathJax distribution shipped inside `django-static-mathjax`."""
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise PluginError(
+            "MathJax not found: install the docs extra (pip install -e '.[docs]'), "
+            "which brings django-static-mathjax"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax"
+
+
+# Before mkdocs-jupyter's on_files (priority 0), so it sees the lessons and wraps them as notebooks.
+@event_priority(50)
+def on_files(files, config):
+    root = Path(config.config_file_path).parent
+    for path in lesson_paths(root):
+        # A plain File rooted at the repository (not File.generated): mkdocs-jupyter's wrapper
+        # finds the notebook through src_dir.
+        src_uri = f"{LESSONS_DIR}/{path.name}"
+        files.append(File(src_uri, str(root), config.site_dir, config.use_directory_urls))
+    mathjax = mathjax_root()
+    for src_uri, relative in MATHJAX_FILES.items():
+        source = mathjax / relative
+        if not source.is_file():
+            raise PluginError(f"MathJax file missing: {source}; reinstall django-static-mathjax")
+        files.append(File.generated(config, src_uri, abs_src_path=str(source)))
+    return files
+
+
+def on_page_content(html, page, config, files):
+    if page.file.src_uri.startswith(f"{LESSONS_DIR}/"):
+        return NBCONVERT_MATHJAX.sub("", html)
+    return html
+
+
+def on_serve(server, config, builder):
+    root = Path(config.config_file_path).parent
+    for name in WATCHED_SOURCES:
+        if (root / name).is_dir():
+            server.watch(str(root / name))
+    return server
