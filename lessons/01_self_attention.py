@@ -26,7 +26,8 @@
 # $$s_{ij} = f(x_i)^\top g(x_j), \qquad
 # \beta_{j,i} = \frac{\exp(s_{ij})}{\sum_{i'} \exp(s_{i'j})} \qquad (1)$$
 #
-# $$o_j = W_v \sum_i \beta_{j,i}\, h(x_i) \qquad (2), \qquad\qquad y_j = \gamma\, o_j + x_j \qquad (3)$$
+# $$o_j = W_v \sum_i \beta_{j,i}\, h(x_i) \qquad (2), \qquad\qquad
+# y_j = \gamma\, o_j + x_j \qquad (3)$$
 #
 # $\beta_{j,i}$ is how much the output at position $j$ takes from position $i$: each row
 # $\beta_{j,\cdot}$ is a probability distribution over all $N$ positions.
@@ -185,7 +186,8 @@ qr, qc = queries["query on the left object"]
 row = beta_img[0, qr * R + qc].reshape(R, R)
 weight_right_half = row[:, R // 2 :].sum()
 weight_right_object = (row * (1 - background))[:, R // 2 :].sum()
-print(f"weight on the right half: {weight_right_half:.2f}, on the right object: {weight_right_object:.2f}")
+print(f"weight on the right half: {weight_right_half:.2f}")
+print(f"weight on the right object: {weight_right_object:.2f}")
 assert weight_right_object > 0.3  # the twin gets a large share of the attention
 
 # %% [markdown]
@@ -219,9 +221,11 @@ N, C_ex = 64 * 64, 128
 c_qk_ex, c_v_ex, _ = attention_dims(C_ex, "paper")
 scores_macs = N * N * c_qk_ex  # s = g^T f: N x N dot products of length C/8
 output_macs = N * N * c_v_ex + N * c_v_ex * C_ex  # beta h, then W_v
-print(f"eq. (1): {scores_macs / 1e6:.0f} M, eq. (2): {output_macs / 1e6:.0f} M multiply-adds per image")
+print(f"eq. (1): {scores_macs / 1e6:.0f} M multiply-adds per image")
+print(f"eq. (2): {output_macs / 1e6:.0f} M multiply-adds per image")
 assert scores_macs == 268_435_456
 
 # %% [markdown]
 # Both grow as $N^2$: doubling the side of the feature map multiplies them by 16. That is why the
-# official code pools the keys and values, and why lesson 6 (`lessons/06_gpu_kernels.py`) is about memory.
+# official code pools the keys and values, and why lesson 6 (`lessons/06_gpu_kernels.py`) is
+# about memory.

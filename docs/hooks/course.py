@@ -4,8 +4,8 @@
   this hook adds each `lessons/NN_name.py` to the site as the page `lessons/NN_name/`, and
   mkdocs-jupyter (its `include` restricted to `lessons/*.py`) executes and renders it.
 - MathJax 3 comes from the PyPI package `django-static-mathjax` (in the `docs` extra): its
-  self-contained `tex-svg-full.js` (SVG output, glyphs inlined, every TeX extension built in) and its
-  licence are added as `assets/mathjax/`, so formulas typeset with no network access.
+  self-contained `tex-svg-full.js` (SVG output, glyphs inlined, every TeX extension built in)
+  and its licence are added as `assets/mathjax/`, so formulas typeset with no network access.
 - `mkdocs serve` also watches the lessons and the sources that the snippets include.
 """
 
