@@ -1,0 +1,184 @@
+r"""Turn a folder of images into the prepared array format, with a report of what was skipped.
+
+    python -m accelerated.data.prepare SRC_FOLDER OUT --resolution 128 [--workers N]
+
+`SRC_FOLDER` has one subfolder of images per class (see `accelerated.data.folder`). Every image is
+centre-cropped, resized and written to `OUT/images.npy`; files that cannot be used (corrupt,
+truncated, not images, under 8 px) are skipped, and class folders left without images are dropped.
+`OUT/report.json` lists every skipped file with the reason and every conversion (mode changes,
+alpha composited on white, upscaling); one summary line is printed.
+
+The work happens in a hidden folder beside `OUT`, renamed to `OUT` only when complete, so an
+interrupted run leaves no half-written data set (and a stale hidden folder is cleared next time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from accelerated.data import arrays
+from accelerated.data.folder import UnusableImage, load_image, scan
+
+REPORT = "report.json"
+MIN_RESOLUTION = 8
+
+
+def _convert(job: tuple[int, str, int]) -> tuple[int, np.ndarray | None, list[str]]:
+    """Worker: (index, pixels or None, notes or [reason])."""
+    index, path, resolution = job
+    try:
+        pixels, notes = load_image(path, resolution)
+    except UnusableImage as error:
+        return index, None, [str(error)]
+    return index, pixels, notes
+
+
+def _convert_all(files, resolution: int, workers: int, progress: bool):
+    """Yield _convert's results in file order, in `workers` processes (0 or 1: in this one)."""
+    jobs = [(i, str(path), resolution) for i, (path, _) in enumerate(files)]
+    bar = tqdm(total=len(jobs), unit="img", desc="prepare", disable=not progress)
+    pool = Pool(workers) if workers > 1 else None
+    try:
+        results = pool.imap(_convert, jobs, chunksize=16) if pool else map(_convert, jobs)
+        for result in results:
+            bar.update()
+            yield result
+    finally:
+        bar.close()
+        if pool:
+            pool.terminate()
+
+
+def _write(src: Path, tmp: Path, resolution: int, workers: int, progress: bool) -> dict:
+    names, files, skipped = scan(src)
+    if not files:
+        raise ValueError(f"no image files found in {src}: it needs one subfolder of images "
+                         f"(.jpg, .png, ...) per class")
+    staging = arrays.create_images(tmp, len(files), resolution)  # rows packed in file order
+    labels, notes = [], []
+    for index, pixels, messages in _convert_all(files, resolution, workers, progress):
+        path, label = files[index]
+        if pixels is None:
+            skipped.append((path, messages[0]))
+            continue
+        staging[len(labels)] = pixels
+        labels.append(label)
+        notes += [{"path": str(path), "note": note} for note in messages]
+    staging.flush()
+    del staging
+    if not labels:
+        path, reason = skipped[-1]
+        raise ValueError(f"nothing usable in {src}: all {len(files)} image files were skipped "
+                         f"(e.g. {path}: {reason})")
+    # Keep only classes with images; number them densely in name order.
+    used = sorted(set(labels))
+    dropped = [names[k] for k in range(len(names)) if k not in used]
+    labels = np.searchsorted(used, labels).astype(np.int64)
+    names = [names[k] for k in used]
+    if len(labels) < len(files):  # compact the packed rows into an exactly sized array
+        (tmp / "staging.npy").unlink(missing_ok=True)
+        os.replace(tmp / arrays.IMAGES, tmp / "staging.npy")
+        staging = np.load(tmp / "staging.npy", mmap_mode="r")
+        arrays.create_images(tmp, len(labels), resolution)[:] = staging[: len(labels)]
+        del staging
+        (tmp / "staging.npy").unlink()
+    arrays.finish(tmp, labels, names, source=str(src.resolve()))
+    report = {
+        "source": str(src.resolve()),
+        "resolution": resolution,
+        "converted": len(labels),
+        "classes": {name: int((labels == k).sum()) for k, name in enumerate(names)},
+        "dropped_classes": dropped,
+        "skipped": [{"path": str(path), "reason": reason} for path, reason in skipped],
+        "notes": notes,
+    }
+    (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def prepare(src, out, resolution: int, workers: int = 0, progress: bool = True) -> dict:
+    """Prepare `src` (a class-per-subfolder image folder) into the array folder `out`.
+
+    Returns the report (also written to `out/report.json`). Raises ValueError when `out` exists,
+    when `src` is not a folder, or when no usable image remains."""
+    src, out = Path(src), Path(out)
+    if resolution < MIN_RESOLUTION:
+        raise ValueError(f"resolution {resolution} is too small: use at least {MIN_RESOLUTION}")
+    if out.exists():
+        raise ValueError(f"{out} already exists: remove it or choose another output folder")
+    tmp = out.parent / f".{out.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)  # left over from an interrupted run
+    tmp.mkdir(parents=True)
+    try:
+        report = _write(src, tmp, resolution, workers, progress)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def summary(report: dict, out) -> str:
+    """One line: what was prepared, and how much was skipped."""
+    line = (f"prepared {report['converted']} images in {len(report['classes'])} classes at "
+            f"{report['resolution']}x{report['resolution']} into {out}")
+    if report["skipped"] or report["dropped_classes"]:
+        line += (f"; skipped {len(report['skipped'])} files, dropped "
+                 f"{len(report['dropped_classes'])} classes (see {Path(out) / REPORT})")
+    return line
+
+
+def cache_key(src: Path, resolution: int) -> str:
+    """Hash of the folder's absolute path, the resolution, and every entry's name, size, mtime."""
+    digest = hashlib.sha256(f"{src.resolve()}\n{resolution}\n".encode())
+    for path in sorted(src.rglob("*")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(src)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def prepare_cached(src, resolution: int, cache_dir) -> Path:
+    """The prepared copy of `src` in `cache_dir`, made now unless an up-to-date one exists."""
+    src = Path(src)
+    out = Path(cache_dir) / f"{src.resolve().name}-{resolution}-{cache_key(src, resolution)}"
+    if not arrays.is_prepared(out):
+        report = prepare(src, out, resolution)
+        print(summary(report, out), file=sys.stderr)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m accelerated.data.prepare",
+        description="Turn a folder with one subfolder of images per class into a prepared "
+        "data set (images.npy, labels.npy, meta.json, report.json).",
+    )
+    parser.add_argument("src", help="folder with one subfolder of images per class")
+    parser.add_argument("out", help="output folder (must not exist)")
+    parser.add_argument("--resolution", type=int, default=128, help="image side (default 128)")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                        help="decoding processes (default: CPU count, at most 8; 0 = none)")
+    args = parser.parse_args(argv)
+    try:
+        report = prepare(args.src, args.out, args.resolution, args.workers)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted: nothing was written to {args.out}", file=sys.stderr)
+        return 130
+    print(summary(report, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

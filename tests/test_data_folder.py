@@ -1,0 +1,204 @@
+"""Your own images: reading an ImageNet-layout folder and preparing it, broken files included."""
+
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from accelerated.data import open_dataset
+from accelerated.data.folder import UnusableImage, load_image, scan
+from accelerated.data.prepare import main, prepare, prepare_cached
+
+R = 16
+
+
+def photo(width: int = 64, height: int = 48, seed: int = 0) -> Image.Image:
+    """A real photograph where matplotlib ships one, else a noisy Pillow gradient."""
+    try:
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            image = Image.open(f).convert("RGB")
+        rng = np.random.default_rng(seed)
+        x, y = rng.integers(0, image.width - 200), rng.integers(0, image.height - 150)
+        return image.crop((x, y, x + 200, y + 150)).resize((width, height))
+    except ImportError:
+        rng = np.random.default_rng(seed)
+        ramp = np.linspace(0, 255, width)[None, :, None] * np.ones((height, 1, 3))
+        noisy = ramp + rng.normal(0, 20, (height, width, 3))
+        return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def jpeg_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """Good images of many modes, broken files, an empty class and stray files."""
+    root = tmp_path / "images"
+    photos, shapes, broken = root / "photos", root / "shapes", root / "broken"
+    for folder in (photos, photos / "nested", shapes, broken, root / "empty"):
+        folder.mkdir(parents=True)
+    photo(seed=0).save(photos / "a.jpg")
+    photo(30, 90, seed=1).save(photos / "nested" / "tall.png")
+    photo(seed=2).convert("CMYK").save(photos / "cmyk.jpg")
+    photo(10, 12, seed=3).save(photos / "small.png")  # upscaled
+    (photos / "notes.txt").write_text("not an image")
+    transparent = np.zeros((20, 20, 4), np.uint8)
+    transparent[:, :10] = (255, 0, 0, 0)  # left half: invisible red
+    transparent[:, 10:] = (0, 0, 255, 255)  # right half: opaque blue
+    Image.fromarray(transparent, "RGBA").save(shapes / "rgba.png")
+    photo(seed=4).convert("LA").save(shapes / "la.png")
+    photo(seed=5).convert("P").save(shapes / "palette.png")
+    photo(seed=6).convert("L").save(shapes / "grey.jpg")
+    Image.fromarray(np.full((16, 16), 40000, np.uint16)).save(shapes / "deep.png")
+    whole = jpeg_bytes(photo(seed=7))
+    (broken / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (broken / "text.png").write_text("this is not a PNG")
+    Image.new("RGB", (1, 1)).save(broken / "dot.png")
+    Image.new("RGB", (5, 40)).save(broken / "sliver.png")
+    (broken / "zero.jpg").write_bytes(b"")
+    (root / "README.txt").write_text("stray file")
+    return root
+
+
+def reasons(report: dict) -> dict[str, str]:
+    return {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
+
+
+def test_scan_lists_classes_images_and_stray_files(image_folder):
+    names, files, skipped = scan(image_folder)
+    assert names == ["broken", "photos", "shapes"]  # "empty" has no image files
+    assert len(files) == 4 + 5 + 5
+    why = {p.name: r for p, r in skipped}
+    assert why["README.txt"] == "not inside a class folder"
+    assert "extension" in why["notes.txt"] and "no image files" in why["empty"]
+
+
+def test_prepare_converts_what_it_can_and_reports_the_rest(image_folder, tmp_path):
+    out = tmp_path / "prepared"
+    report = prepare(image_folder, out, R, progress=False)
+    assert report["classes"] == {"photos": 4, "shapes": 5}
+    assert report["dropped_classes"] == ["broken"]  # none of its files was usable
+    why = reasons(report)
+    for name in ("truncated.jpg", "text.png", "zero.jpg"):
+        assert why[name].startswith("cannot decode")
+    assert why["dot.png"].startswith("too small") and why["sliver.png"].startswith("too small")
+    notes = {Path(n["path"]).name: n["note"] for n in report["notes"]}
+    assert notes["cmyk.jpg"] == "CMYK converted to RGB"
+    assert "upscaled" in notes["small.png"] and "alpha" in notes["rgba.png"]
+    assert json.loads((out / "report.json").read_text()) == report
+    data = open_dataset(str(out), R)
+    assert len(data) == 9 and data.class_names == ["photos", "shapes"]
+    assert data.images.shape == (9, R, R, 3) and data.images.dtype == np.uint8
+    assert data.labels.tolist() == [0] * 4 + [1] * 5
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no partial folder left
+
+
+def test_pixels_alpha_on_white_greyscale_and_16_bit(image_folder, tmp_path):
+    rgba, _ = load_image(image_folder / "shapes" / "rgba.png", R)
+    assert (rgba[:, :7] == 255).all()  # transparent red became white
+    assert (rgba[:, 9:] == (0, 0, 255)).all()
+    grey, _ = load_image(image_folder / "shapes" / "grey.jpg", R)
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    deep, _ = load_image(image_folder / "shapes" / "deep.png", R)
+    assert (deep == round(40000 / 257)).all()
+
+
+def test_workers_give_the_same_result(image_folder, tmp_path):
+    prepare(image_folder, tmp_path / "one", R, workers=0, progress=False)
+    prepare(image_folder, tmp_path / "two", R, workers=2, progress=False)
+    a, b = np.load(tmp_path / "one" / "images.npy"), np.load(tmp_path / "two" / "images.npy")
+    assert np.array_equal(a, b)
+
+
+def test_nothing_usable_is_an_error_and_leaves_nothing(tmp_path):
+    (tmp_path / "src" / "cls").mkdir(parents=True)
+    (tmp_path / "src" / "cls" / "bad.jpg").write_bytes(b"\xff\xd8 not really")
+    with pytest.raises(ValueError, match="nothing usable"):
+        prepare(tmp_path / "src", tmp_path / "out", R, progress=False)
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no image files"):
+        prepare(tmp_path / "empty", tmp_path / "out", R, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "src"]
+
+
+def test_existing_output_is_refused(image_folder, tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ValueError, match="already exists"):
+        prepare(image_folder, tmp_path / "out", R, progress=False)
+
+
+def test_cli_prints_one_line_and_exits_nonzero_on_errors(image_folder, tmp_path, capsys):
+    assert main([str(image_folder), str(tmp_path / "out"), "--resolution", "16",
+                 "--workers", "0"]) == 0
+    assert capsys.readouterr().out.startswith("prepared 9 images in 2 classes at 16x16")
+    assert main([str(tmp_path / "missing"), str(tmp_path / "o2"), "--workers", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "not a folder" in err[0]
+
+
+def test_open_dataset_prepares_a_raw_folder_once_into_the_cache(image_folder, tmp_path):
+    cache = tmp_path / "cache"
+    data = open_dataset(str(image_folder), R, cache_dir=cache)
+    assert len(data) == 9 and data.num_classes == 2
+    first = prepare_cached(image_folder, R, cache)
+    assert list(cache.iterdir()) == [first]  # re-used, not prepared again
+    photo(seed=9).save(image_folder / "shapes" / "new.png")
+    second = prepare_cached(image_folder, R, cache)
+    assert second != first and len(open_dataset(str(image_folder), R, cache_dir=cache)) == 10
+
+
+def test_single_flat_folder_is_one_class(tmp_path):
+    for i in range(3):
+        photo(seed=i).save(tmp_path / f"{i}.png")
+    names, files, skipped = scan(tmp_path)
+    assert names == [tmp_path.name] and len(files) == 3 and not skipped
+
+
+def mangled(seed_bytes: bytes, cut: float, flips: list[tuple[float, int]]) -> bytes:
+    data = bytearray(seed_bytes[: max(1, int(len(seed_bytes) * cut))])
+    for where, value in flips:
+        data[int(where * (len(data) - 1))] = value
+    return bytes(data)
+
+
+PNG = io.BytesIO()
+Image.new("RGB", (12, 10), (10, 200, 30)).save(PNG, "PNG")
+bad_bytes = st.one_of(
+    st.binary(max_size=300),
+    st.builds(
+        mangled,
+        st.sampled_from([PNG.getvalue(), jpeg_bytes(Image.new("RGB", (12, 10), (200, 5, 5)))]),
+        st.floats(0.0, 1.0),
+        st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=4),
+    ),
+)
+
+
+@given(data=bad_bytes, extension=st.sampled_from([".png", ".jpg", ".gif", ".bmp", ".webp"]))
+def test_random_bytes_never_crash_prepare(data, extension):
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src" / "cls"
+        src.mkdir(parents=True)
+        Image.new("RGB", (12, 12), (0, 0, 255)).save(src / "good.png")
+        (src / f"bad{extension}").write_bytes(data)
+        try:
+            pixels, _ = load_image(src / f"bad{extension}", R)
+            assert pixels.shape == (R, R, 3) and pixels.dtype == np.uint8
+            usable = True
+        except UnusableImage:
+            usable = False
+        report = prepare(src.parent, Path(tmp) / "out", R, progress=False)
+        assert report["converted"] == 1 + usable
+        expected_skips = [] if usable else [f"bad{extension}"]
+        assert [Path(s["path"]).name for s in report["skipped"]] == expected_skips
