@@ -38,14 +38,12 @@ def kernel_name(kernel: str, dtype: torch.dtype, d_qk: int, d_v: int) -> str:
     return f"{kernel}<{CUDA_TYPES[dtype]}, {d_qk}, {d_v}>"
 
 
-def instantiations(dtype: torch.dtype) -> list[str]:
-    """Every instantiation `fused_attention` may compile for `dtype` (for the nvcc test)."""
-    return [
-        kernel_name(kernel, dtype, d_qk, d_v)
-        for kernel in KERNELS
-        for d_qk in D_QK_SIZES
-        for d_v in D_V_SIZES
-    ]
+def instantiations(dtype: torch.dtype, head_sizes=None) -> list[str]:
+    """The kernels compiled for `dtype` and `(D_QK, D_V)` pairs (default: every pair that
+    `fused_attention` may compile), for the nvcc test."""
+    if head_sizes is None:
+        head_sizes = [(d_qk, d_v) for d_qk in D_QK_SIZES for d_v in D_V_SIZES]
+    return [kernel_name(kernel, dtype, *sizes) for sizes in head_sizes for kernel in KERNELS]
 
 
 def _padded(size: int, sizes: tuple[int, ...], what: str) -> int:
@@ -56,6 +54,11 @@ def _padded(size: int, sizes: tuple[int, ...], what: str) -> int:
         f"the CuPy attention kernel supports {what} up to {sizes[-1]}, got {size}: "
         "run this layer with the torch backend (SAGAN_BACKEND=torch)"
     )
+
+
+def compiled_head_sizes(d_qk: int, d_v: int) -> tuple[int, int]:
+    """The instantiated `(D_QK, D_V)` that heads of sizes `d_qk`, `d_v` are zero-padded to."""
+    return _padded(d_qk, D_QK_SIZES, "d_qk"), _padded(d_v, D_V_SIZES, "d_v")
 
 
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
@@ -162,8 +165,8 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     (B, N_k, d_v) -> (B, N, d_v). Differentiable; CUDA float32 or bfloat16 tensors."""
     _check(q, k, v)
     d_qk, d_v = q.shape[2], v.shape[2]
-    pad_qk = _padded(d_qk, D_QK_SIZES, "d_qk") - d_qk
-    pad_v = _padded(d_v, D_V_SIZES, "d_v") - d_v
+    D_QK, D_V = compiled_head_sizes(d_qk, d_v)
+    pad_qk, pad_v = D_QK - d_qk, D_V - d_v
     if pad_qk:
         # zero columns add 0 to every score q_j . k_i
         q, k = F.pad(q, (0, pad_qk)), F.pad(k, (0, pad_qk))
