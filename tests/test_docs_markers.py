@@ -1,0 +1,121 @@
+"""The course shows each equation next to the code that computes it, included by name.
+
+Source files mark sections with `# --8<-- [start:NAME]` ... `# --8<-- [end:NAME]` (`//` in CUDA);
+the docs include them with `--8<-- "path:NAME"` (pymdownx.snippets). These checks read files only
+(no site build): every section the docs include exists, every section in the source is shown,
+markers are balanced, and each equation of the paper has code in both `reference/` (NumPy) and
+`accelerated/` (PyTorch).
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE_GLOBS = ("reference/**/*.py", "accelerated/**/*.py", "accelerated/**/*.cu",
+                "accelerated/**/*.cuh")  # fmt: skip
+DOCS_GLOB = "docs/**/*.md"
+# pymdownx.snippets' section marker (names start with a letter); `;--8<--` escapes a marker.
+MARKER = re.compile(
+    r"(?<![;-])-+8<-+[ \t]+\[[ \t]*(start|end)[ \t]*:[ \t]*([a-z][-_0-9a-z]*)[ \t]*\]",
+    re.IGNORECASE,
+)
+# An include line in Markdown: --8<-- "path" or --8<-- "path:section".
+INCLUDE = re.compile(r'^[ \t]*-+8<-+[ \t]+"([^"]+)"', re.MULTILINE)
+# Every equation of the paper that the course must show in NumPy and in PyTorch.
+EQUATIONS = ("eq1-scores", "eq1-softmax", "eq2-output", "eq3-residual", "eq4-d-loss",
+             "eq4-g-loss", "sn-power-iteration", "sn-normalise", "ttur")  # fmt: skip
+
+
+def parse_sections(text: str) -> tuple[set[str], list[str]]:
+    """The section names marked in `text`, and what is wrong with its markers (if anything)."""
+    names, problems, open_at = set(), [], {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        for kind, name in MARKER.findall(line):
+            if kind == "start":
+                if name in open_at:
+                    problems.append(f"line {number}: [start:{name}] while it is already open")
+                elif name in names:
+                    problems.append(f"line {number}: section {name!r} is marked twice")
+                open_at[name] = number
+                names.add(name)
+            elif open_at.pop(name, None) is None:
+                problems.append(f"line {number}: [end:{name}] without a [start:{name}] before it")
+    problems += [f"line {line}: [start:{name}] is never ended" for name, line in open_at.items()]
+    return names, problems
+
+
+def source_files() -> list[Path]:
+    return sorted({path for pattern in SOURCE_GLOBS for path in ROOT.glob(pattern)})
+
+
+def source_sections() -> dict[tuple[str, str], Path]:
+    """(path relative to the repository, section name) for every marked section."""
+    sections = {}
+    for path in source_files():
+        names, _ = parse_sections(path.read_text(encoding="utf-8"))
+        rel = path.relative_to(ROOT).as_posix()
+        sections.update({(rel, name): path for name in names})
+    return sections
+
+
+def docs_includes() -> dict[tuple[str, str | None], list[str]]:
+    """(path, section or None for a whole file) that the docs include -> the including pages."""
+    includes: dict[tuple[str, str | None], list[str]] = {}
+    for page in sorted(ROOT.glob(DOCS_GLOB)):
+        for target in INCLUDE.findall(page.read_text(encoding="utf-8")):
+            path, _, section = target.partition(":")
+            key = (path, section or None)
+            includes.setdefault(key, []).append(page.relative_to(ROOT).as_posix())
+    return includes
+
+
+def test_parser_finds_unbalanced_markers():
+    good = "# --8<-- [start:a]\nx = 1\n# --8<-- [end:a]\n// --8<-- [start:b]\n// --8<-- [end:b]\n"
+    assert parse_sections(good) == ({"a", "b"}, [])
+    assert parse_sections(";--8<-- [start:a]\n") == (set(), [])  # escaped: not a marker
+    broken = "# --8<-- [start:a]\n# --8<-- [end:b]\n# --8<-- [start:c]\n# --8<-- [start:c]\n"
+    names, problems = parse_sections(broken)
+    assert names == {"a", "c"}
+    assert len(problems) == 4  # b ends unopened, c reopened, a and c never ended
+    _, problems = parse_sections("# --8<-- [start:a]\n# --8<-- [end:a]\n# --8<-- [start:a]\n")
+    assert problems and "marked twice" in problems[0]
+
+
+def test_include_pattern_reads_paths_and_sections():
+    page = '=== "NumPy"\n\n    ```python\n    --8<-- "reference/hinge.py:eq4-d-loss"\n    ```\n'
+    assert INCLUDE.findall(page) == ["reference/hinge.py:eq4-d-loss"]
+
+
+@pytest.mark.parametrize("path", source_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_source_markers_are_balanced(path):
+    _, problems = parse_sections(path.read_text(encoding="utf-8"))
+    assert not problems, f"{path.relative_to(ROOT)}: " + "; ".join(problems)
+
+
+def test_every_included_section_exists():
+    sections = source_sections()
+    missing = []
+    for (path, section), pages in docs_includes().items():
+        if not (ROOT / path).is_file():
+            missing.append(f"{path} (included by {', '.join(pages)}) does not exist")
+        elif section is not None and (path, section) not in sections:
+            missing.append(f"{path} has no section {section!r} (included by {', '.join(pages)})")
+    assert not missing, "the docs include code that is not there:\n" + "\n".join(missing)
+
+
+def test_every_source_section_is_shown_in_the_docs():
+    included = {key for key in docs_includes() if key[1] is not None}
+    unused = sorted(f"{p}:{name}" for p, name in source_sections() if (p, name) not in included)
+    assert not unused, (
+        "sections marked in the source but shown on no docs page (include them, e.g. in "
+        "docs/equations.md, or remove the markers):\n" + "\n".join(unused)
+    )
+
+
+@pytest.mark.parametrize("equation", EQUATIONS)
+def test_equation_has_numpy_and_pytorch_code(equation):
+    paths = [path for path, name in source_sections() if name == equation]
+    assert any(p.startswith("reference/") for p in paths), f"no NumPy code marked {equation!r}"
+    assert any(p.startswith("accelerated/") for p in paths), f"no PyTorch code marked {equation!r}"

@@ -1,0 +1,182 @@
+"""The course site builds strictly, and its formulas typeset in a real browser with no network.
+
+`mkdocs build --strict` fails on a broken link or anchor, a missing snippet section, a page left
+out of the nav, and a lesson cell that raises (mkdocs-jupyter executes every lesson, so this is
+where the lessons run in CI). Then headless Chromium loads built pages from disk (file://, so
+nothing could come from a network) and the test reads back the typeset DOM: MathJax's rendered
+elements are there, no raw TeX is left, and a screenshot is saved (in the test's tmp dir and in
+`build/docs-screenshots/` for people to look at).
+"""
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from test_docs_markers import docs_includes
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT_DIR = ROOT / "build" / "docs-screenshots"
+# One page of each kind: Markdown (pymdownx.arithmatex), a docstring page (mkdocstrings) and a
+# lesson notebook (mkdocs-jupyter, raw $...$ in its Markdown cells).
+MATH_PAGES = {
+    "paper": "paper/index.html",
+    "api-reference": "api/reference/index.html",
+    "lesson-1": "lessons/01_self_attention/index.html",
+}
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars", "--virtual-time-budget=30000",
+]  # fmt: skip
+# Raw TeX that MathJax would have replaced: \( \) \[ \] $$, or $...$ around a formula.
+RAW_TEX = re.compile(r"\\[()\[\]]|\$\$|\$[^\s$][^$]*\$")
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site, built once for this module with `mkdocs build --strict`."""
+    out = tmp_path_factory.mktemp("docs") / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "SAGAN_DOCS_CACHE": "false"}
+    env.setdefault("MPLBACKEND", "Agg")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-6000:]}"
+    return out
+
+
+class _ArticleText(HTMLParser):
+    """Text of the page's main article outside code, scripts and typeset math; counts math."""
+
+    SKIP = frozenset({"code", "pre", "script", "style", "mjx-container", "svg", "textarea"})
+    VOID = frozenset({"br", "img", "hr", "input", "meta", "link", "source", "wbr", "area", "col"})
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.depth_article = 0
+        self.skip = []
+        self.text: list[str] = []
+        self.typeset = 0
+        self.errors = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.VOID:
+            return
+        attrs = dict(attrs)
+        if tag == "article" or self.depth_article:
+            self.depth_article += 1
+        if tag == "mjx-container":
+            self.typeset += 1
+        if attrs.get("data-mml-node") == "merror":
+            self.errors += 1
+        self.skip.append(tag in self.SKIP)
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID or not self.skip:
+            return
+        self.skip.pop()
+        if self.depth_article:
+            self.depth_article -= 1
+
+    def handle_data(self, data):
+        if self.depth_article and not any(self.skip):
+            self.text.append(data)
+
+
+def dump_dom(browser: str, page: Path, profile: Path) -> str:
+    result = subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def screenshot(browser: str, page: Path, profile: Path, png: Path) -> None:
+    subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,1600",
+         f"--screenshot={png}", page.as_uri()],
+        capture_output=True, text=True, timeout=180, check=True,
+    )  # fmt: skip
+
+
+def test_site_has_every_lesson_and_local_mathjax(site):
+    lessons = sorted(p.stem for p in (ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+    assert lessons, "no lessons found in lessons/"
+    for name in lessons:
+        page = site / "lessons" / name / "index.html"
+        assert page.is_file(), f"lesson {name} has no page in the site"
+        assert "jp-Notebook" in page.read_text(encoding="utf-8")
+    assert (site / "assets" / "mathjax" / "tex-svg-full.js").stat().st_size > 1_000_000
+    assert (site / "assets" / "mathjax" / "LICENSE").is_file()
+
+
+def test_pages_load_nothing_from_the_network(site):
+    """No script, stylesheet, image or font of the site comes from another host."""
+    remote = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=["']?(?:https?:)?//""")
+    offenders = [
+        f"{page.relative_to(site)}: {match.group(0)}"
+        for page in site.rglob("*.html")
+        for match in remote.finditer(page.read_text(encoding="utf-8"))
+        if 'rel="canonical"' not in match.group(0)
+    ]
+    assert not offenders, "remote resources:\n" + "\n".join(offenders[:20])
+
+
+def test_equation_code_is_included_from_source(site):
+    """Each included section's code appears on the built equations page (not an empty block)."""
+    page = html.unescape(re.sub(r"<[^>]+>", "", (site / "equations" / "index.html").read_text()))
+    for (path, section), pages in docs_includes().items():
+        if "docs/equations.md" not in pages or section is None:
+            continue
+        text = (ROOT / path).read_text(encoding="utf-8")
+        body = text.split(f"[start:{section}]", 1)[1].split(f"[end:{section}]", 1)[0]
+        code_lines = [ln.strip() for ln in body.splitlines()[1:-1] if ln.strip()]
+        assert code_lines, f"{path}:{section} is empty"
+        assert all(line in page for line in code_lines), f"{path}:{section} not on the page"
+
+
+def read_article(dom: str) -> _ArticleText:
+    parser = _ArticleText()
+    parser.feed(dom)
+    return parser
+
+
+def test_raw_tex_check_sees_untypeset_pages(site):
+    """Before a browser runs MathJax, every math page holds raw TeX: the check below can fail."""
+    for name, relative in MATH_PAGES.items():
+        parser = read_article((site / relative).read_text(encoding="utf-8"))
+        assert parser.typeset == 0
+        assert RAW_TEX.search("".join(parser.text)), f"{name}: no raw TeX found before typesetting"
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs headless Chromium: apt-get install chromium")
+@pytest.mark.parametrize("name", MATH_PAGES)
+def test_math_typesets_offline_in_a_browser(site, name, tmp_path):
+    page = site / MATH_PAGES[name]
+    dom = dump_dom(chromium(), page, tmp_path / "profile")
+    parser = read_article(dom)
+    text = "".join(parser.text)
+    assert parser.typeset >= 3, f"{name}: only {parser.typeset} formulas typeset by MathJax"
+    assert parser.errors == 0, f"{name}: MathJax reported {parser.errors} TeX errors"
+    raw = RAW_TEX.findall(text)
+    assert not raw, f"{name}: raw TeX left untypeset: {raw[:5]}"
+
+    png = tmp_path / f"{name}.png"
+    screenshot(chromium(), page, tmp_path / "profile", png)
+    assert png.stat().st_size > 10_000  # a rendered page, not a blank one
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(png, SCREENSHOT_DIR / png.name)
