@@ -100,6 +100,7 @@ def power_iteration_many(
             "at least one"
         )
     u = torch.cat([u_b.detach().reshape(-1) for u_b in us])
+    _check(matrices, u, n_steps)  # before dispatch: a clear error on any device
     sigma, u_out, v_out = power_iteration_packed(matrices, u, n_steps, eps)
     rows = [W.shape[0] for W in matrices]
     cols = [W.shape[1] for W in matrices]
