@@ -110,3 +110,14 @@ def test_wrong_resolution_and_empty_sets_are_errors(tmp_path):
         open_arrays(tmp_path / "empty")
     with pytest.raises(ValueError, match="neither 'builtin' nor a folder"):
         open_dataset(str(tmp_path / "nowhere"), 8)
+
+
+def test_bench_measures_every_way_and_refuses_tiny_sets(tmp_path):
+    from accelerated.data.bench import measure
+
+    write(tmp_path, n=24)
+    rates = measure(tmp_path, batch_size=8, workers=(0,), repeats=1)
+    assert list(rates) == ["raw memmap, slices", "raw memmap, shuffled", "DataLoader, workers=0"]
+    assert all(rate > 0 for rate in rates.values())
+    with pytest.raises(ValueError, match="at least 48"):
+        measure(tmp_path, batch_size=16)

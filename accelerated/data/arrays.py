@@ -46,10 +46,14 @@ class ArrayDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pixels = torch.from_numpy(np.array(self.images[index]))  # (R, R, 3) uint8, a copy
+        pixels = self.images[index]  # (R, R, 3) uint8, paged in from the memory map
+        # In NumPy (one thread), not torch: torch splits an op this size across its threads,
+        # which costs far more than it saves when the loader runs beside training (workers=0).
+        x = pixels.transpose(2, 0, 1).astype(np.float32, order="C")  # (3, R, R)
         # x = p / 127.5 - 1 maps {0, ..., 255} onto [-1, 1]
-        x = pixels.permute(2, 0, 1).float().div_(127.5).sub_(1)  # (3, R, R)
-        return x, self.labels[index]
+        x /= 127.5
+        x -= 1
+        return torch.from_numpy(x), self.labels[index]
 
     def __getstate__(self):
         state = dict(self.__dict__)
