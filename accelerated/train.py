@@ -1,6 +1,191 @@
-"""`python -m accelerated.train`: not built yet (issue 5)."""
+r"""`python -m accelerated.train`: train SAGAN.
 
+```bash
+python -m accelerated.train                              # the built-in data set, CPU-sized
+python -m accelerated.train --preset imagenet128 --data.source /data/imagenet/train
+python -m accelerated.train --config my.toml --optim.lr_d 2e-4 --run.name try2
+python -m accelerated.train --resume runs/try2           # continue the newest checkpoint
+torchrun --nproc_per_node 8 -m accelerated.train --preset imagenet128 ...   # data parallel
+```
+
+Every field of `accelerated.config.TrainConfig` is a flag `--section.field VALUE`
+(`--help` lists them with defaults and docs). A run writes to `run.out_dir/run.name` (a timestamp
+if no name is given) and never into an existing folder, except to continue it with `--resume`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
 import sys
+from datetime import datetime
+from pathlib import Path
+
+from accelerated import config as C
+from accelerated.training import checkpoint, distributed
+from accelerated.training.loop import Trainer, TrainingError
+
+PROG = "python -m accelerated.train"
+
+
+class UsageError(Exception):
+    """A problem with the command line or settings (exit status 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line (exit 2), without the usage block."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see --help)")
+
+
+def _default_text(info: C.FieldInfo, preset: dict) -> str:
+    section, _, key = info.path.partition(".")
+    shown = "none" if info.default is None else info.default
+    text = f"default: {shown}"
+    if preset.get(section, {}).get(key, info.default) != info.default:
+        text += f"; {C.DEFAULT_PRESET} preset: {preset[section][key]}"
+    return text
+
+
+def _metavar(kind) -> str:
+    text = C.type_name(kind)
+    for name, shown in (("tuple", "LIST"), ("list", "LIST"), ("bool", "BOOL"), ("int", "INT"),
+                        ("float", "FLOAT"), ("str", "TEXT")):
+        if text.startswith(name):
+            return shown
+    return "VALUE"
+
+
+def make_parser() -> Parser:
+    parser = Parser(
+        prog=PROG,
+        usage="%(prog)s [--preset NAME] [--config FILE] [--resume RUN_DIR] "
+        "[--SECTION.FIELD VALUE ...]",
+        description="Train SAGAN. Settings: defaults <- --preset <- --config <- --section.field "
+        "flags. Lists take commas (--model.g_attention 8,16); 'none' means None.",
+    )
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help=f"named preset, one of {', '.join(C.preset_names())} "
+                        f"(default: {C.DEFAULT_PRESET}; with --resume: the run's saved config)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="TOML file of overrides, sections [model] [data] [optim] [run]")
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR from its newest complete checkpoint "
+                        "(its saved config, plus any overrides given here)")
+    preset = C.preset(C.DEFAULT_PRESET)
+    groups = {}
+    for info in C.fields_of():
+        section = info.path.partition(".")[0]
+        if section not in groups:
+            groups[section] = parser.add_argument_group(f"[{section}]")
+        groups[section].add_argument(
+            f"--{info.path}", dest=info.path, default=argparse.SUPPRESS,
+            metavar=_metavar(info.type),
+            help=f"{info.doc} ({_default_text(info, preset)})".replace("%", "%%"),
+        )
+    return parser
+
+
+def build_config(args: argparse.Namespace) -> tuple[C.TrainConfig, Path | None]:
+    """The run's config from the command line, and the run folder when resuming."""
+    overrides = {k: v for k, v in vars(args).items() if "." in k}
+    if args.resume is None:
+        return C.build(args.preset or C.DEFAULT_PRESET, args.config, overrides), None
+    run_dir = Path(args.resume)
+    if args.preset:
+        raise UsageError("--preset cannot be combined with --resume: a resumed run keeps its "
+                         "saved config (override single fields instead)")
+    saved = run_dir / "config.json"
+    if not saved.is_file():
+        raise UsageError(f"--resume {run_dir}: no run there ({saved} is missing)")
+    base = C.from_dict(json.loads(saved.read_text()))
+    return C.build(None, args.config, overrides, base=base), run_dir
+
+
+def new_run_dir(cfg: C.TrainConfig) -> Path:
+    """Create `out_dir/name` (a timestamp if no name); refuse a folder that exists."""
+    name = cfg.run.name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(cfg.run.out_dir) / name
+    if run_dir.exists():
+        raise UsageError(f"run folder {run_dir} already exists: choose another --run.name, or "
+                         f"continue that run with --resume {run_dir}")
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def prepare(argv: list[str] | None):
+    """Parse, check and set up: (config, run folder, rank context, whether resuming)."""
+    args = make_parser().parse_args(argv)
+    cfg, resume_dir = build_config(args)
+    C.validate(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    ctx = distributed.setup(cfg.run.device)
+    error, run_dir = None, resume_dir
+    if ctx.is_main and resume_dir is None:
+        try:
+            run_dir = new_run_dir(cfg)
+        except (UsageError, OSError) as err:
+            error = str(err)
+    error, run_dir = distributed.broadcast(ctx, (error, run_dir))
+    if error:
+        distributed.teardown(ctx)
+        raise UsageError(error)
+    cfg.run.name = run_dir.name
+    return cfg, run_dir, ctx, resume_dir is not None
+
+
+def report(trainer: Trainer, outcome: str) -> None:
+    """What the run did and where its results are (rank 0)."""
+    r, step = trainer.cfg.run, trainer.step
+    rate = f" in {trainer.elapsed / 60:.1f} min" if getattr(trainer, "elapsed", 0) else ""
+    if outcome == "stopped":
+        print(f"stopped at step {step}{rate}; checkpoint saved. Continue with: "
+              f"{PROG} --resume {trainer.run_dir}")
+    else:
+        print(f"done: {step} steps{rate} -> {trainer.run_dir}")
+    if trainer.last_quality is not None:
+        which = "EMA generator" if trainer.ema else "generator"
+        values = ", ".join(f"{k} {v:.3f}" for k, v in trainer.last_quality.items())
+        print(f"final quality ({r.eval_samples} samples, {which}): {values}")
+    if trainer.last_grid is not None:
+        print(f"samples: {trainer.last_grid}")
+        print(f"attention maps: {trainer.run_dir / 'attention'}")
+    skipped = trainer.counters
+    if skipped["skipped_d"] or skipped["skipped_g"] or skipped["rollbacks"]:
+        print(f"non-finite steps skipped: D {skipped['skipped_d']}, G {skipped['skipped_g']}; "
+              f"rollbacks {skipped['rollbacks']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg, run_dir, ctx, resuming = prepare(argv)
+    except (UsageError, C.ConfigError, ValueError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        try:
+            trainer = Trainer(cfg, run_dir, ctx)
+        except ValueError as err:  # e.g. the data set does not fit the model
+            print(f"{PROG}: error: {err}", file=sys.stderr)
+            return 2
+        if resuming:
+            path, state = checkpoint.latest(run_dir, ctx.device)
+            trainer.load(state, path)
+            if ctx.is_main:
+                print(f"resuming {run_dir} at step {trainer.step} from {path}", file=sys.stderr)
+        else:
+            trainer.start_new()
+        outcome = trainer.train()
+        if ctx.is_main:
+            report(trainer, outcome)
+        return 0
+    except (checkpoint.CheckpointError, TrainingError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        distributed.teardown(ctx)
+
 
 if __name__ == "__main__":
-    sys.exit("accelerated.train is not built yet: training arrives with the models (issue 5).")
+    sys.exit(main())

@@ -1,0 +1,365 @@
+r"""The SAGAN training loop: hinge loss, TTUR, one D pass on real and fake together.
+
+One **iteration** (step) is `d_steps` discriminator updates and one generator update:
+
+- D step: fake images from G without gradients; **one** D forward on real and fake concatenated
+  (so spectral-norm buffers move once per update, and DDP's buffer broadcast sees one forward);
+  hinge loss $L_D$ (eq. 4); Adam with the fast learning rate.
+- G step: new noise; D (frozen) scores G's images; $L_G = -\mathbb{E}[D(G(z), y)]$; Adam with the
+  slow learning rate; then the EMA of G, if on.
+
+Fault tolerance: a step whose loss or gradients are not finite is skipped (no optimiser update)
+and counted; after `run.max_bad_steps` in a row the run rolls back to its last checkpoint and
+draws fresh noise; after `run.max_rollbacks` it stops with `TrainingError`. SIGTERM or SIGINT
+finishes the current step, saves a checkpoint and returns (all ranks agree first). A checkpoint
+that cannot be written is reported and the previous one stays usable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm.auto import tqdm
+
+from accelerated.config import TrainConfig, to_dict, to_toml
+from accelerated.data import open_dataset
+from accelerated.models import attention_layers, build_models
+from accelerated.ops import hinge_loss_discriminator, hinge_loss_generator
+from accelerated.training import checkpoint, figures
+from accelerated.training.batches import noise_generator, real_batches, sample_noise
+from accelerated.training.distributed import Context, any_rank, barrier
+from accelerated.training.ema import EMA
+from accelerated.training.logging import MetricsLog, say
+from accelerated.training.sampling import generate
+
+NOISE_D, NOISE_G, NOISE_EVAL, NOISE_GRID = 0, 1, 2, 3
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. it kept diverging after every rollback)."""
+
+
+class Trainer:
+    """Models, optimisers, data and the run folder of one training run on one rank."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, ctx: Context):
+        self.cfg, self.run_dir, self.ctx = cfg, Path(run_dir), ctx
+        dev, o, r = ctx.device, cfg.optim, cfg.run
+        self.cuda = dev.type == "cuda"
+        self.dataset = open_dataset(cfg.data.source, cfg.model.resolution, cfg.data.cache_dir)
+        if self.dataset.num_classes != cfg.model.num_classes and cfg.model.num_classes != 0:
+            raise ValueError(
+                f"the data set {cfg.data.source!r} has {self.dataset.num_classes} classes but "
+                f"model.num_classes is {cfg.model.num_classes}: set model.num_classes = "
+                f"{self.dataset.num_classes} (or 0 for an unconditional model)"
+            )
+        torch.manual_seed(r.seed)  # the same initial weights on every rank
+        G, D = build_models(cfg.model)
+        memory_format = torch.channels_last if (self.cuda and r.channels_last) else None
+        self.memory_format = memory_format or torch.contiguous_format
+        self.G = G.to(dev, memory_format=self.memory_format)  # the plain modules
+        self.D = D.to(dev, memory_format=self.memory_format)
+        self.ema = EMA(self.G, o.ema_decay, o.ema_start) if o.ema else None
+        betas = (o.beta1, o.beta2)
+        fused = True if self.cuda else None
+        # --8<-- [start:ttur]
+        # Two time-scale update rule: D learns 4x faster than G (4e-4 vs 1e-4), Adam beta1 0.
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=betas, eps=o.eps,
+                                      fused=fused)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=betas, eps=o.eps,
+                                      fused=fused)
+        # --8<-- [end:ttur]
+        self.G_train, self.D_train = self.G, self.D  # what the optimiser steps run through
+        if ctx.distributed:
+            ids = [dev.index] if self.cuda else None
+            self.G_train = DDP(self.G, device_ids=ids)
+            self.D_train = DDP(self.D, device_ids=ids)
+        self.G_fake, self.D_score = self.G, self.D  # no-sync uses: fakes for D, scores for G
+        if r.compile:
+            self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
+            self.G_fake, self.D_score = torch.compile(self.G), torch.compile(self.D)
+        self.batch = o.batch_size // ctx.world_size  # per rank
+        self.step = 0
+        self.counters = {"skipped_d": 0, "skipped_g": 0, "rollbacks": 0}
+        self.bad_in_a_row = 0
+        self.stop_requested = False
+        self.last_quality: dict[str, float] | None = None
+        self.last_grid: Path | None = None
+        self.log = MetricsLog(self.run_dir, enabled=ctx.is_main)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        """Everything a checkpoint holds besides step and format version."""
+        return {
+            "config": to_dict(self.cfg),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.ema.model.state_dict() if self.ema else None,
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "rng": checkpoint.rng_state(),
+            "counters": dict(self.counters),
+        }
+
+    def load(self, state: dict, path: Path) -> None:
+        """Restore a checkpoint (checked for architecture first)."""
+        checkpoint.check_model(state, to_dict(self.cfg)["model"], path)
+        if (state["G_ema"] is None) != (self.ema is None):
+            raise checkpoint.CheckpointError(
+                f"checkpoint {path} was trained with optim.ema = {state['G_ema'] is not None}: "
+                f"use the same setting to resume it"
+            )
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.ema:
+            self.ema.model.load_state_dict(state["G_ema"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        checkpoint.set_rng_state(state["rng"])
+        self.counters.update(state["counters"])
+        self.step = state["step"]
+
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0); on OSError report it and go on."""
+        path = None
+        if self.ctx.is_main:
+            try:
+                path = checkpoint.save(self.run_dir, self.step, self.state(),
+                                       self.cfg.run.keep_checkpoints)
+            except OSError as err:
+                found = checkpoint.list_checkpoints(self.run_dir)
+                kept = f"{found[-1]} is still usable" if found else "no earlier checkpoint exists"
+                say(f"error: could not write the checkpoint of step {self.step} ({err}); {kept}")
+                self.log.write(self.step, "event", {"checkpoint_failed": str(err)})
+        barrier(self.ctx)
+        return path
+
+    def rollback(self) -> None:
+        """Go back to the newest checkpoint after too many non-finite steps in a row."""
+        rollbacks = self.counters["rollbacks"] + 1
+        if rollbacks > self.cfg.run.max_rollbacks:
+            raise TrainingError(
+                f"training diverged: {self.bad_in_a_row} non-finite steps in a row at step "
+                f"{self.step}, after {rollbacks - 1} rollbacks (run.max_rollbacks). Try lower "
+                f"learning rates (optim.lr_d, optim.lr_g) or run.bf16 = false"
+            )
+        path, state = checkpoint.latest(self.run_dir, self.ctx.device, warn=say)
+        bad_at = self.step
+        self.load(state, path)
+        self.counters["rollbacks"] = rollbacks
+        self.bad_in_a_row = 0
+        if self.ctx.is_main:
+            say(f"rollback {rollbacks}/{self.cfg.run.max_rollbacks}: {self.cfg.run.max_bad_steps} "
+                f"non-finite steps in a row at step {bad_at}; back to {path} (step {self.step}) "
+                f"with fresh noise")
+        self.log.write(self.step, "event", {"rollback": rollbacks, "from_step": bad_at})
+
+    # -- one iteration -------------------------------------------------------------------------
+
+    def autocast(self):
+        if self.cuda and self.cfg.run.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def noise(self, purpose: int, index: int = 0):
+        gen = noise_generator(self.ctx.device, self.cfg.run.seed, self.step, self.ctx.rank,
+                              self.counters["rollbacks"], purpose, index)
+        return sample_noise(gen, self.batch, self.cfg.model.z_dim, self.cfg.model.num_classes,
+                            self.ctx.device)
+
+    def finite(self, loss: torch.Tensor, params) -> bool:
+        """Whether the loss and all gradients are finite, on every rank."""
+        grads = [p.grad for p in params if p.grad is not None]
+        norms = [loss.detach().float()] + [n.float() for n in torch._foreach_norm(grads)]
+        all_finite = bool(torch.isfinite(torch.stack(norms)).all())
+        return not any_rank(self.ctx, not all_finite)
+
+    def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None, index: int):
+        z, y_fake = self.noise(NOISE_D, index)
+        with torch.no_grad(), self.autocast():
+            fake = self.G_fake(z, y_fake)
+        x = torch.cat([real, fake.to(real.dtype)]).contiguous(memory_format=self.memory_format)
+        y = torch.cat([y_real, y_fake]) if y_fake is not None else None
+        with self.autocast():
+            logits = self.D_train(x, y)  # (2B,): one pass on real and fake
+        d_real, d_fake = logits.float().split(real.shape[0])
+        loss = hinge_loss_discriminator(d_real, d_fake)
+        self.opt_D.zero_grad(set_to_none=True)
+        loss.backward()
+        ok = self.finite(loss, self.D.parameters())
+        if ok:
+            self.opt_D.step()
+        return loss.detach(), d_real.detach().mean(), d_fake.detach().mean(), ok
+
+    def g_step(self):
+        z, y = self.noise(NOISE_G)
+        self.D.requires_grad_(False)  # gradients flow through D to G's images only
+        try:
+            with self.autocast():
+                fake = self.G_train(z, y).contiguous(memory_format=self.memory_format)
+                logits = self.D_score(fake, y)
+            loss = hinge_loss_generator(logits.float())
+            self.opt_G.zero_grad(set_to_none=True)
+            loss.backward()
+        finally:
+            self.D.requires_grad_(True)
+        ok = self.finite(loss, self.G.parameters())
+        if ok:
+            self.opt_G.step()
+        return loss.detach(), ok
+
+    def iteration(self, batches) -> dict[str, float]:
+        """One training step: `d_steps` D updates and one G update; returns the losses."""
+        d_ok = True
+        for i in range(self.cfg.optim.d_steps):
+            real, y_real = next(batches)
+            real = real.to(self.ctx.device, non_blocking=True)
+            y_real = y_real.to(self.ctx.device, non_blocking=True)
+            if not self.cfg.model.conditional:
+                y_real = None
+            loss_d, d_real, d_fake, ok = self.d_step(real, y_real, i)
+            d_ok &= ok
+            self.counters["skipped_d"] += not ok
+        loss_g, g_ok = self.g_step()
+        self.counters["skipped_g"] += not g_ok
+        if self.ema and g_ok:
+            self.ema.update(self.G, self.step)
+        self.bad_in_a_row = 0 if (d_ok and g_ok) else self.bad_in_a_row + 1
+        values = torch.stack([loss_d, loss_g, d_real, d_fake]).tolist()
+        return dict(zip(("loss_d", "loss_g", "d_real", "d_fake"), values, strict=True))
+
+    # -- samples, figures, evaluation ----------------------------------------------------------
+
+    def sampler(self) -> nn.Module:
+        """The generator used for samples and evaluation: the EMA when on, else G."""
+        return self.ema.model if self.ema else self.G
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Images of the sampling generator (its state is left untouched)."""
+        return generate(self.sampler(), z, y, autocast=self.autocast)
+
+    def fixed_noise(self, purpose: int, n: int, classes: torch.Tensor | None):
+        gen = noise_generator(self.ctx.device, self.cfg.run.seed, purpose)
+        z = torch.randn(n, self.cfg.model.z_dim, generator=gen, device=self.ctx.device)
+        return z, None if classes is None else classes.to(self.ctx.device)
+
+    def grid_classes(self) -> torch.Tensor | None:
+        """Rows of the sample grid: every class (at most 10, spread out), `grid_columns` each."""
+        k = self.cfg.model.num_classes
+        if k == 0:
+            return None
+        rows = torch.linspace(0, k - 1, min(k, 10)).round().long()
+        return rows.repeat_interleave(self.cfg.run.grid_columns)
+
+    def write_figures(self) -> None:
+        """Sample grid and attention figures of the current step (rank 0)."""
+        classes = self.grid_classes()
+        n = len(classes) if classes is not None else 4 * self.cfg.run.grid_columns
+        z, y = self.fixed_noise(NOISE_GRID, n, classes)
+        G = self.sampler()
+        layers = attention_layers(G)
+        for layer in layers:
+            layer.store_attention = True
+        try:
+            images = self.generate(z, y)
+            maps = [layer.last_attention for layer in layers]
+        finally:
+            for layer in layers:
+                layer.store_attention, layer.last_attention = False, None
+        name = f"step-{self.step:08d}.png"
+        self.last_grid = self.run_dir / "samples" / name
+        self.last_grid.parent.mkdir(exist_ok=True)
+        figures.grid(images, self.cfg.run.grid_columns).save(self.last_grid)
+        # Attention: the first sample of each grid row (one per class), at most 4.
+        picks = list(range(0, n, self.cfg.run.grid_columns))[:4]
+        (self.run_dir / "attention").mkdir(exist_ok=True)
+        for k, beta in enumerate(maps):
+            side = math.isqrt(beta.shape[1])
+            fig = figures.attention_figure(images[picks], beta[picks])
+            fig.save(self.run_dir / "attention" / f"step-{self.step:08d}-G{k}-{side}x{side}.png")
+
+    def evaluate(self) -> dict[str, float] | None:
+        """The built-in data set's exact quality measure on `eval_samples` samples (rank 0)."""
+        if self.cfg.data.source != "builtin":
+            return None
+        from accelerated.data import builtin
+
+        n, k = self.cfg.run.eval_samples, self.cfg.model.num_classes
+        gen = noise_generator(self.ctx.device, self.cfg.run.seed, NOISE_EVAL)
+        classes = torch.arange(n, device=self.ctx.device) % k
+        z = torch.randn(n, self.cfg.model.z_dim, generator=gen, device=self.ctx.device)
+        quality = builtin.quality(self.generate(z, classes), classes)
+        self.log.write(self.step, "eval", quality)
+        self.last_quality = quality
+        return quality
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _request_stop(self, signum, frame) -> None:
+        if self.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.stop_requested = True
+        if self.ctx.is_main:
+            say(f"{signal.Signals(signum).name}: finishing this step, then saving a checkpoint")
+
+    def start_new(self) -> None:
+        """Write the config and the step-0 checkpoint of a new run (the first rollback target)."""
+        if self.ctx.is_main:
+            (self.run_dir / "config.toml").write_text(to_toml(self.cfg))
+            (self.run_dir / "config.json").write_text(json.dumps(to_dict(self.cfg), indent=2))
+        self.save()
+
+    def train(self) -> str:
+        """Train to `run.steps`; returns "done" or "stopped" (by a signal, checkpoint saved)."""
+        r = self.cfg.run
+        signals = (signal.SIGTERM, signal.SIGINT)
+        handlers = {s: signal.signal(s, self._request_stop) for s in signals}
+        draws = self.step * self.cfg.optim.d_steps
+        batches = real_batches(self.dataset, self.batch, self.ctx.rank, self.ctx.world_size,
+                               r.seed, draws, self.cfg.data.workers, self.cuda)
+        bar = tqdm(total=r.steps, initial=self.step, unit="it", dynamic_ncols=True,
+                   disable=not (self.ctx.is_main and r.progress), desc="training")
+        outcome, start_time = "done", time.monotonic()
+        try:
+            while self.step < r.steps:
+                losses = self.iteration(batches)
+                self.step += 1
+                bar.update(1)
+                if self.bad_in_a_row >= r.max_bad_steps:
+                    self.rollback()
+                    bar.reset(total=r.steps)
+                    bar.update(self.step)
+                    batches = real_batches(self.dataset, self.batch, self.ctx.rank,
+                                           self.ctx.world_size, r.seed,
+                                           self.step * self.cfg.optim.d_steps,
+                                           self.cfg.data.workers, self.cuda)
+                    continue
+                if self.step % r.log_every == 0 or self.step == r.steps:
+                    self.log.write(self.step, "train", {**losses, **self.counters})
+                    bar.set_postfix(D=f"{losses['loss_d']:.3f}", G=f"{losses['loss_g']:.3f}")
+                if self.ctx.is_main and (self.step % r.sample_every == 0 or self.step == r.steps):
+                    self.write_figures()
+                if self.ctx.is_main and (self.step % r.eval_every == 0 or self.step == r.steps):
+                    self.evaluate()
+                stop = any_rank(self.ctx, self.stop_requested)
+                if stop or self.step % r.checkpoint_every == 0 or self.step == r.steps:
+                    self.save()
+                if stop:
+                    outcome = "stopped"
+                    break
+        finally:
+            bar.close()
+            for s, h in handlers.items():
+                signal.signal(s, h)
+            self.log.close()
+        self.elapsed = time.monotonic() - start_time
+        return outcome
