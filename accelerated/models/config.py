@@ -1,0 +1,101 @@
+"""`ModelConfig`: every setting of SAGAN's generator and discriminator, checked on creation."""
+
+from dataclasses import dataclass
+
+from accelerated.models.architectures import ARCHITECTURES, Architecture
+
+ATTENTION_BLOCKS = ("attention", "residual")
+ATTENTION_VARIANTS = ("official", "paper")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The models' settings. The defaults are the official 128x128 ImageNet SAGAN (SPEC section 4).
+
+    Invalid values raise `ValueError` at construction, naming the field and what is allowed.
+    """
+
+    resolution: int = 128
+    """Image size in pixels (square); selects the table in `architectures.ARCHITECTURES`."""
+    num_classes: int = 1000
+    """Number of classes for conditional BN in G and the projection in D; 0 = unconditional."""
+    z_dim: int = 128
+    """Length of the latent vector z ~ N(0, I) fed to G."""
+    g_ch: int = 64
+    """G's base width ("gf" in the official code); block widths are multiples of it."""
+    d_ch: int = 64
+    """D's base width ("df" in the official code)."""
+    g_attention: tuple[int, ...] | None = None
+    """Feature-map sizes of G after whose up-block a self-attention block sits; () = none;
+    None = the architecture's default (32 for the 128x128 model)."""
+    d_attention: tuple[int, ...] | None = None
+    """Feature-map sizes of D after whose (first) block of that size a self-attention block sits;
+    () = none; None = the architecture's default."""
+    attention_block: str = "attention"
+    """"attention": self-attention blocks at those sizes; "residual": a plain residual block of
+    the same width and size instead (the paper's ablation)."""
+    attention_variant: str = "official"
+    """"official": query/key C/8, value C/2, keys and values 2x2 max-pooled (the released code);
+    "paper": query/key/value C/8, no pooling (the paper's text). SPEC section 1."""
+    sn_generator: bool = True
+    """Spectral norm on G's convs and linear too (SAGAN); False = SN in D only (the ablation)."""
+
+    def __post_init__(self) -> None:
+        if self.resolution not in ARCHITECTURES:
+            raise ValueError(
+                f"resolution={self.resolution!r} has no architecture table: "
+                f"use one of {sorted(ARCHITECTURES)}"
+            )
+        for name in ("num_classes", "z_dim", "g_ch", "d_ch"):
+            value, least = getattr(self, name), 0 if name == "num_classes" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        if self.attention_block not in ATTENTION_BLOCKS:
+            raise ValueError(
+                f"attention_block={self.attention_block!r}: use one of {ATTENTION_BLOCKS}"
+            )
+        if self.attention_variant not in ATTENTION_VARIANTS:
+            raise ValueError(
+                f"attention_variant={self.attention_variant!r}: use one of {ATTENTION_VARIANTS}"
+            )
+        if not isinstance(self.sn_generator, bool):
+            raise ValueError(f"sn_generator must be True or False, got {self.sn_generator!r}")
+        for name in ("g_attention", "d_attention"):
+            sizes = getattr(self, name)
+            if sizes is not None:
+                # Lists (from TOML or JSON) become tuples so the config stays hashable.
+                object.__setattr__(self, name, tuple(sizes))
+        _check_sizes("G", self.g_attention_sizes, self.architecture.g_sizes())
+        _check_sizes("D", self.d_attention_sizes, self.architecture.d_sizes(self.resolution))
+
+    @property
+    def architecture(self) -> Architecture:
+        """The table of `resolution`."""
+        return ARCHITECTURES[self.resolution]
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the models take class labels (num_classes > 0)."""
+        return self.num_classes > 0
+
+    @property
+    def g_attention_sizes(self) -> tuple[int, ...]:
+        """`g_attention`, with None resolved to the architecture's default."""
+        return self.architecture.g_attention if self.g_attention is None else self.g_attention
+
+    @property
+    def d_attention_sizes(self) -> tuple[int, ...]:
+        """`d_attention`, with None resolved to the architecture's default."""
+        return self.architecture.d_attention if self.d_attention is None else self.d_attention
+
+
+def _check_sizes(net: str, sizes: tuple[int, ...], available: tuple[int, ...]) -> None:
+    """Raise if an attention size is not a feature-map size of `net`, or is listed twice."""
+    for size in sizes:
+        if size not in available:
+            raise ValueError(
+                f"attention size {size!r} for {net}: its feature maps at this resolution are "
+                f"{sorted(set(available))} pixels a side; pick sizes among those"
+            )
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"attention sizes for {net} list a size twice: {sizes}")
