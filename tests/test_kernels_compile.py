@@ -98,9 +98,9 @@ def test_model_head_sizes_are_the_papers_and_official_ones():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
-def test_every_attention_instantiation_assembles_for_sm90(dtype, tmp_path):
-    """All head-size pairs `fused_attention` may compile, through ptxas (--cubin)."""
-    instances = attention.instantiations(dtype)
-    code, log, _ = nvcc(attention.SOURCE, instances, dtype, "sm_90", tmp_path, output="--cubin")
+def test_every_attention_instantiation_assembles_for_sm90(tmp_path):
+    """All head-size pairs `fused_attention` may compile, through ptxas (--cubin); float32
+    only (the bfloat16 ones differ in loads and stores, which the test above compiles)."""
+    instances = attention.instantiations(torch.float32)
+    code, log, _ = nvcc(attention.SOURCE, instances, torch.float32, "sm_90", tmp_path, "--cubin")
     assert code == 0, log

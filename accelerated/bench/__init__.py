@@ -1,0 +1,1 @@
+"""Benchmarks of the hot spots: `python -m accelerated.bench attention|sn --help`."""
