@@ -67,9 +67,9 @@ def hinge_loss_discriminator_backward(d_real, d_fake) -> tuple[np.ndarray, np.nd
     d_fake = as_finite_array("d_fake", d_fake, ndim=1)
     # --8<-- [start:hinge-backward]
     # d/dD_real of mean(max(0, 1 - D_real)): -1/B_r where the margin is not met (D_real < 1)
-    grad_real = -(d_real < 1.0) / d_real.size
+    grad_real = np.where(d_real < 1.0, -1.0 / d_real.size, 0.0)
     # d/dD_fake of mean(max(0, 1 + D_fake)): +1/B_f where the margin is not met (D_fake > -1)
-    grad_fake = (d_fake > -1.0) / d_fake.size
+    grad_fake = np.where(d_fake > -1.0, 1.0 / d_fake.size, 0.0)
     # --8<-- [end:hinge-backward]
     return grad_real, grad_fake
 
