@@ -266,11 +266,25 @@ def test_inception_weights_that_cannot_be_fetched_say_how_to_supply_them(monkeyp
             raise urllib.error.URLError("no network")
 
     fake_torch_fidelity(monkeypatch, Offline)
-    with pytest.raises(RuntimeError, match="--inception-weights PATH") as error:
+    with pytest.raises(
+        feature_module.InceptionWeightsError, match="--inception-weights PATH"
+    ) as error:
         InceptionFeatures()
     assert feature_module.INCEPTION_WEIGHTS_URL in str(error.value)
     with pytest.raises(ValueError, match="does not exist"):
         InceptionFeatures(tmp_path / "missing.pth")
+
+
+def test_a_damaged_inception_weights_file_is_named(monkeypatch, tmp_path):
+    class Damaged:
+        def __init__(self, name, features_list, feature_extractor_weights_path=None):
+            raise RuntimeError("PytorchStreamReader failed reading zip archive")
+
+    fake_torch_fidelity(monkeypatch, Damaged)
+    damaged = tmp_path / "weights.pth"
+    damaged.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="is not torch-fidelity's Inception weights file"):
+        InceptionFeatures(damaged)
 
 
 def test_inception_wrapper_quantises_images_and_returns_probabilities(monkeypatch, tmp_path):

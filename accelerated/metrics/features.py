@@ -20,6 +20,7 @@ Each extractor is an `nn.Module` mapping images (B, 3, H, W) in $[-1, 1]$ to a d
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 
 import torch
@@ -30,6 +31,10 @@ INCEPTION_WEIGHTS_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
     "weights-inception-2015-12-05-6726825d.pth"
 )
+
+
+class InceptionWeightsError(RuntimeError):
+    """The Inception weights could not be fetched (no internet): the message says what to do."""
 
 
 def check_images(images: torch.Tensor) -> None:
@@ -56,7 +61,8 @@ class RandomConvFeatures(nn.Module):
       (4 x 4 at resolution 32, 64 numbers): where things are, which the spatial means ignore.
 
     192 numbers in all (`dim`). All weights are buffers: the module has no parameters, and the
-    same `seed` gives the same network on every machine (the CPU generator is portable).
+    same `seed` gives the same network on every machine (the CPU generator is portable). `name`
+    identifies the network (seed and resolution) for caches of reference statistics.
     """
 
     WIDTHS = (32, 32, 64)
@@ -78,6 +84,7 @@ class RandomConvFeatures(nn.Module):
         self.register_buffer("layout", projection / math.sqrt(in_channels))
         grid = resolution // 2 ** len(self.WIDTHS)
         self.dim = sum(self.WIDTHS) + self.LAYOUT_CHANNELS * grid * grid
+        self.name = f"random-conv-v1-seed{seed}-r{resolution}"
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -132,14 +139,22 @@ class InceptionFeatures(nn.Module):
                 ["2048", "logits_unbiased"],
                 feature_extractor_weights_path=None if weights_path is None else str(weights_path),
             )
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+            if weights_path is None:
+                raise
+            raise ValueError(
+                f"{weights_path} is not torch-fidelity's Inception weights file ({error}): "
+                f"download {INCEPTION_WEIGHTS_URL}"
+            ) from error
         except OSError as error:  # URLError, HTTPError, socket errors are OSErrors
-            raise RuntimeError(
+            raise InceptionWeightsError(
                 f"could not fetch the Inception weights ({error}): on a machine with internet "
                 f"download {INCEPTION_WEIGHTS_URL}, copy it here and pass its path "
                 f"(weights_path=..., or --inception-weights PATH)"
             ) from error
         self.net.eval()
         self.dim = 2048
+        self.name = "inception-v3-tf-2015-12-05"
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
