@@ -55,11 +55,14 @@ def test_lesson_is_in_the_site_navigation(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", LESSONS, ids=lesson_id)
-def test_lesson_runs_top_to_bottom(path, request):
+def test_lesson_runs_top_to_bottom(path, request, monkeypatch):
     selected = {item.path.name for item in request.session.items}
     if SITE_TEST in selected:
         pytest.skip(f"executed by tests/{SITE_TEST} (the site build) in this session")
     from nbclient import NotebookClient
+
+    # The lessons' matrices are small: one BLAS thread avoids oversubscribing a loaded machine.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
     notebook = jupytext.read(path)
     client = NotebookClient(notebook, kernel_name="python3", timeout=600,

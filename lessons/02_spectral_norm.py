@@ -1,0 +1,259 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 2: spectral normalisation
+#
+# A discriminator that can make its output arbitrarily steep gives the generator useless,
+# exploding gradients. Spectral normalisation (Miyato et al. 2018) bounds how steep each layer
+# can be: it divides every weight by its largest singular value,
+#
+# $$W_{SN} = \frac{W}{\sigma(W)}, \qquad \sigma(W) = \max_{\lVert a \rVert = 1} \lVert W a \rVert,$$
+#
+# so each layer stretches no input by more than a factor 1. SAGAN applies it to every layer of
+# **both** networks. In this lesson we estimate $\sigma$ with the power iteration, watch it
+# converge, see why one step per training step is enough, and check what it does to a network.
+
+# %%
+from itertools import pairwise
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from accelerated.layers import sn_conv2d
+from accelerated.ops import spectral_norm as torch_spectral_norm
+from reference.spectral_norm import power_iteration, spectral_norm, spectral_norm_backward
+
+rng = np.random.default_rng(0)
+_ = torch.manual_seed(0)
+
+# %% [markdown]
+# ## The power iteration
+#
+# A 3x3 convolution from 64 to 64 channels has a kernel of shape (64, 64, 3, 3); spectral
+# normalisation reads it as the matrix (64, 576). Computing $\sigma$ exactly needs a singular
+# value decomposition, too expensive at every step for every layer. Algorithm 1 of Miyato et al.
+# refines two vectors instead:
+#
+# $$v \leftarrow \frac{W^\top u}{\lVert W^\top u \rVert}, \qquad
+# u \leftarrow \frac{W v}{\lVert W v \rVert}, \qquad \sigma \approx u^\top W v.$$
+#
+# Each step multiplies the error by about $(\sigma_2 / \sigma_1)^2$, the squared ratio of the two
+# largest singular values.
+
+# %%
+def singular_values(W, k=2):
+    """The k largest singular values of W read as (out, rest): square roots of W W^T's
+    eigenvalues (cheaper than a full SVD for a wide matrix)."""
+    M = np.asarray(W, dtype=np.float64).reshape(W.shape[0], -1)
+    return np.sqrt(np.linalg.eigvalsh(M @ M.T)[::-1][:k])
+
+
+kernel = rng.standard_normal((64, 64, 3, 3)) / np.sqrt(64 * 9)
+sigma_true, sigma_2 = singular_values(kernel)
+rate = (sigma_2 / sigma_true) ** 2
+print(f"sigma = {sigma_true:.4f}, sigma_2 / sigma_1 = {sigma_2 / sigma_true:.3f}")
+
+u = rng.standard_normal(64)
+estimates = []
+for _ in range(60):
+    sigma, u, v = power_iteration(kernel, u, n_steps=1)  # u carried over: the persistent vector
+    estimates.append(sigma)
+errors = np.abs(np.array(estimates) - sigma_true) / sigma_true
+
+steps = np.arange(1, len(errors) + 1)
+plt.figure(figsize=(6, 3.2))
+plt.semilogy(steps, errors, label="power iteration")
+plt.semilogy(steps, errors[0] * rate ** (steps - 1), "--", label=r"$(\sigma_2/\sigma_1)^{2k}$")
+plt.xlabel("steps $k$")
+plt.ylabel(r"relative error of $\sigma$")
+plt.legend()
+plt.tight_layout()
+plt.show()
+assert errors[-1] < 1e-3 and errors[-1] < errors[0] / 100
+
+# %% [markdown]
+# The estimate always approaches $\sigma$ from below ($u^\top W v \le \sigma$ for unit $u, v$),
+# and the closer $\sigma_2$ is to $\sigma_1$, the slower it gets. Dozens of steps per layer per
+# training step would cost more than the layer itself.
+
+# %% [markdown]
+# ## One step per training step is enough
+#
+# The trick: $u$ is **persistent**. It is stored with the layer and carried from one training step
+# to the next. The weights change little per step, so the vector from the last step is already an
+# excellent start, and one step keeps it there. We simulate a training run: every step the weight
+# drifts a little, and we run one power-iteration step on the new weight.
+
+# %%
+W = kernel.copy()
+u = rng.standard_normal(64)
+tracked, exact = [], []
+direction = rng.standard_normal(W.shape) / np.sqrt(W.size)
+for _ in range(300):
+    W = W + 2e-3 * direction + 1e-3 * rng.standard_normal(W.shape) / np.sqrt(64 * 9)
+    sigma, u, v = power_iteration(W, u, n_steps=1)
+    tracked.append(sigma)
+    exact.append(singular_values(W, k=1)[0])
+
+plt.figure(figsize=(6, 3.2))
+plt.plot(exact, label=r"exact $\sigma(W_t)$", lw=3, alpha=0.5)
+plt.plot(tracked, label="one power-iteration step per training step")
+plt.xlabel("training step $t$")
+plt.ylabel(r"$\sigma$")
+plt.legend()
+plt.tight_layout()
+plt.show()
+relative_error = abs(tracked[-1] - exact[-1]) / exact[-1]
+print(f"after 300 steps: relative error {relative_error:.1e}")
+assert relative_error < 1e-2
+
+# %% [markdown]
+# ## What it does to a network
+#
+# For a network of linear layers and ReLUs (ReLU stretches nothing), the Lipschitz constant, the
+# largest possible $\lVert D(a) - D(b) \rVert / \lVert a - b \rVert$, is at most the product of
+# the layers' $\sigma$. With spectral normalisation every factor is 1. We build a small
+# discriminator and measure its steepest input gradient over many inputs, with and without SN.
+
+
+# %%
+def make_mlp_weights(widths, rng):
+    return [rng.standard_normal((o, i)) * np.sqrt(2.0 / i) for i, o in pairwise(widths)]
+
+
+inputs = torch.randn(2000, 32, dtype=torch.float64)  # the same test inputs for every network
+
+
+def max_input_gradient(weights):
+    """The largest ||dD/dx|| over the test inputs x, for D = W_L relu(... relu(W_1 x))."""
+    x = inputs.clone().requires_grad_()
+    h = x
+    for k, w in enumerate(weights):
+        h = h @ torch.from_numpy(w).T
+        if k < len(weights) - 1:
+            h = torch.relu(h)
+    (grad,) = torch.autograd.grad(h.sum(), x)
+    return grad.norm(dim=1).max().item()
+
+
+def normalised(weights):
+    """Each weight divided by its sigma, estimated with 50 power-iteration steps from u = 1."""
+    return [spectral_norm(w, np.ones(w.shape[0]), n_steps=50)[0] for w in weights]
+
+
+weights = make_mlp_weights([32, 256, 256, 256, 1], rng)
+bound = np.prod([singular_values(w, k=1)[0] for w in weights])
+print(f"without SN: steepest gradient {max_input_gradient(weights):8.2f}  (bound {bound:.1f})")
+print(f"with SN:    steepest gradient {max_input_gradient(normalised(weights)):8.2f}  (bound 1)")
+assert max_input_gradient(normalised(weights)) <= 1.0 + 1e-6
+
+# %% [markdown]
+# With SN the bound is 1; the measured steepness is far below it, since the product of the
+# layers' $\sigma$ only bounds the worst case.
+#
+# Now the reason it *stabilises training*. Without SN, a discriminator can sharpen its output
+# just by growing its weights, and it does: the loss rewards confident outputs. Scale every
+# weight by 3 and the gradients it hands the generator grow by $3^4 = 81$. With SN, scaling a
+# weight changes nothing at all, because $W / \sigma(W)$ does not depend on the scale of $W$: D
+# must change *what* it computes to change its output.
+
+# %%
+bigger = [3.0 * w for w in weights]
+print(f"without SN, weights x3: {max_input_gradient(bigger) / max_input_gradient(weights):.1f}x")
+ratio_sn = max_input_gradient(normalised(bigger)) / max_input_gradient(normalised(weights))
+print(f"with SN,    weights x3: {ratio_sn:.3f}x")
+assert np.isclose(ratio_sn, 1.0)
+
+# %% [markdown]
+# ## Spectral norm in the layers that train the model
+#
+# The models use PyTorch's own `torch.nn.utils.parametrizations.spectral_norm`, registered by
+# `accelerated.layers.sn_conv2d` (and `sn_linear`, `sn_embedding`). `module.weight` is then
+# $W/\sigma$, recomputed at each access; one power-iteration step runs per forward pass in
+# training mode, none in eval mode; registration runs 15 steps, so $\sigma$ starts accurate.
+
+# %%
+conv = sn_conv2d(64, 64, 3, padding=1)
+W_raw = conv.parametrizations.weight.original.detach()  # the W that is learned
+print(f"sigma(W) = {singular_values(W_raw.numpy(), k=1)[0]:.4f}")
+
+
+def sigma_of_used_weight():
+    """The exact largest singular value of W / sigma, what the convolution multiplies by."""
+    return singular_values(conv.weight.detach().numpy(), k=1)[0]
+
+
+x = torch.randn(1, 64, 4, 4)
+history = {0: sigma_of_used_weight()}
+conv.train()
+with torch.no_grad():
+    for step in range(1, 101):
+        conv(x)  # in training mode, each forward pass runs one power-iteration step
+        if step in (10, 30, 100):
+            history[step] = sigma_of_used_weight()
+for step, sigma in history.items():
+    print(f"after {step:3d} training forward passes: sigma(W_SN) = {sigma:.6f}")
+assert history[100] < history[0] and abs(history[100] - 1.0) < 1e-4
+
+# %% [markdown]
+# After registration's 15 steps the estimate is still a little low (here $\sigma_2/\sigma_1$ is
+# close to 1), so $W_{SN}$ has norm slightly above 1; the training steps then bring it to 1.
+# In eval mode no step runs and the output is deterministic:
+
+# %%
+conv.eval()
+with torch.no_grad():
+    assert torch.equal(conv(x), conv(x))
+    assert sigma_of_used_weight() == history[100]
+
+# %% [markdown]
+# ## The gradient, by hand and by autograd
+#
+# In back-propagation $u$ and $v$ are held constant, so $\sigma = u^\top W v$ is linear in $W$,
+# $\partial \sigma / \partial W = u v^\top$, and
+#
+# $$\frac{\partial L}{\partial W} = \frac{1}{\sigma} \frac{\partial L}{\partial W_{SN}}
+# - \frac{\langle \partial L/\partial W_{SN},\, W \rangle}{\sigma^2}\, u v^\top.$$
+#
+# The NumPy reference writes this out (`spectral_norm_backward`); PyTorch's autograd finds the
+# same through `accelerated.ops.spectral_norm`.
+
+# %%
+W = rng.standard_normal((16, 8, 3, 3))
+u0 = rng.standard_normal(16)
+W_sn, sigma, u, v = spectral_norm(W, u0, n_steps=3)
+upstream = rng.standard_normal(W.shape)  # some dL/dW_SN
+dW_numpy = spectral_norm_backward(upstream, W, u, v)
+
+W_t = torch.from_numpy(W).requires_grad_()
+W_sn_t, *_ = torch_spectral_norm(W_t, torch.from_numpy(u0), n_steps=3)
+(W_sn_t * torch.from_numpy(upstream)).sum().backward()
+print("max |NumPy - autograd|:", np.abs(dW_numpy - W_t.grad.numpy()).max())
+assert np.allclose(W_sn, W_sn_t.detach().numpy()) and np.allclose(dW_numpy, W_t.grad.numpy())
+
+# %% [markdown]
+# ## Exercise
+#
+# Scale invariance has a consequence for the gradient: since $L(cW) = L(W)$ for every $c > 0$,
+# the derivative along $W$ itself is zero, $\langle \partial L / \partial W,\, W \rangle = 0$.
+# Check it from the formula above (hint: $u^\top W v = \sigma$), then numerically:
+
+# %%
+print(f"<dL/dW, W> = {np.sum(dW_numpy * W):.2e}")
+assert abs(np.sum(dW_numpy * W)) < 1e-10 * np.abs(dW_numpy).sum() * np.abs(W).max()
+
+# %% [markdown]
+# So gradient descent on a spectrally normalised weight never changes its scale to first order:
+# it only rotates $W$. The learned *direction* of each layer is what matters.
