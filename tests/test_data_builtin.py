@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from accelerated.data import open_dataset
 from accelerated.data.builtin import CLASS_NAMES, PALETTE, generate, quality, templates
 
-resolutions = st.sampled_from([16, 24, 32, 48])
+resolutions = st.sampled_from([16, 24, 32, 40, 48, 56, 64])
 
 
 def as_float(images: np.ndarray) -> np.ndarray:
@@ -44,19 +44,33 @@ def test_shapes_are_distinct_symmetric_and_fill_their_box(resolution):
     assert differing.min() > 0.15  # far beyond the 0.85 accuracy threshold of quality()
 
 
-@given(resolution=resolutions, seed=st.integers(0, 2**32 - 1))
+@given(resolution=st.sampled_from([16, 24, 32]), seed=st.integers(0, 2**32 - 1))
 def test_real_data_scores_one(resolution, seed):
-    images, labels = generate(400, resolution, seed)
+    images, labels = generate(120, resolution, seed)
     q = quality(as_float(images), labels)
     assert q["well_formed"] == q["class_match"] == q["agreement"] == q["score"] == 1.0
     assert q["diversity"] > 0.9
 
 
-def test_real_images_pass_after_mild_noise_and_through_torch():
+def blur(x: np.ndarray, w: float) -> np.ndarray:
+    """Mix each pixel with its four neighbours (weight w each): a mild blur."""
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    neighbours = padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2]
+    return (1 - 4 * w) * x + w * (neighbours + padded[..., 1:-1, 2:])
+
+
+def test_real_images_pass_after_mild_blur_and_noise_and_through_torch():
     images, labels = generate(200, 16, seed=0)
-    x = as_float(images) * 0.9 + np.random.default_rng(0).normal(0, 0.05, (200, 3, 16, 16))
+    noise = np.random.default_rng(0).normal(0, 0.1, (200, 3, 16, 16))
+    x = np.clip(blur(as_float(images), 0.1) + noise, -1, 1)
     q = quality(torch.from_numpy(x).float(), torch.from_numpy(labels))
     assert q["score"] == 1.0
+
+
+def test_blank_and_grey_images_score_zero():
+    _, labels = generate(50, 16, seed=0)
+    for value in (-1.0, -0.4, 0.0):
+        assert quality(np.full((50, 3, 16, 16), value), labels)["well_formed"] == 0.0
 
 
 def test_noise_scores_zero():
@@ -85,10 +99,12 @@ def test_recoloured_or_shifted_twin_breaks_agreement():
         right[i][on[i]] = PALETTE[(k + 1) % len(PALETTE)]
     q = quality(as_float(recoloured), labels)
     assert q["well_formed"] == 1.0 and q["agreement"] == 0.0
-    shifted = images.copy()
-    shifted[:, :, 8:] = np.roll(images[:, :, 8:], 1, axis=1)  # margins keep the object whole
-    q = quality(as_float(shifted), labels)
-    assert q["well_formed"] == 1.0 and q["agreement"] == 0.0
+    top = (images.max(axis=(2, 3)) > 0).argmax(axis=1)  # first row of the objects
+    movable = top < 16 - templates(16).shape[1] - 1  # one row lower is still a real placement
+    shifted = images[movable].copy()
+    shifted[:, :, 8:] = np.roll(shifted[:, :, 8:], 1, axis=1)  # the right twin one row lower
+    q = quality(as_float(shifted), labels[movable])
+    assert movable.sum() > 50 and q["well_formed"] == 1.0 and q["agreement"] == 0.0
 
 
 def test_wrong_labels_fail_class_match_only():
