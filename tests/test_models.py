@@ -120,11 +120,18 @@ def test_128_table_is_the_official_model():
         ({"d_attention": (32,)}, r"for D: its feature maps .* \[8, 16\]"),
         ({"g_attention": (4,)}, "for G"),
         ({"d_attention": (16, 16)}, "twice"),
+        ({"g_ch": 1}, r"16x16 in G would get 4 channels \(4 x g_ch=1\).*raise g_ch"),
+        ({"d_ch": 1, "g_ch": 2}, r"16x16 in D would get 4 channels \(4 x d_ch=1\)"),
     ],
 )
 def test_bad_settings_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig(**{"resolution": 32} | kwargs)
+
+
+def test_narrow_widths_without_attention_are_fine():
+    ModelConfig(resolution=32, g_ch=1, d_ch=1, g_attention=(), d_attention=())
+    ModelConfig(resolution=32, g_ch=1, d_ch=1, attention_block="residual")
 
 
 def test_attention_sizes_from_lists_and_defaults():
@@ -291,7 +298,7 @@ def test_spectral_norm_where_sagan_puts_it(sn_generator):
 
 
 def test_xavier_uniform_init_and_converged_sigma():
-    cfg = tiny(g_ch=16, d_ch=16)
+    cfg = tiny()
     G, D = build_models(cfg)
     for model in (G, D):
         for name, m, in_cbn in weighted_modules(model):
@@ -371,3 +378,16 @@ def test_official_128_parameter_counts(capsys):
         print(f"\nofficial 128x128 SAGAN: G {expected_g:,} parameters "
               f"(+{count_sn_buffers(G):,} SN buffers), D {expected_d:,} "
               f"(+{count_sn_buffers(D):,} SN buffers)")
+
+
+def test_summary_command(capsys):
+    from accelerated.models.__main__ import main
+
+    assert main(["--g-ch", "8", "--d-ch", "8", "--num-classes", "3"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [(str(res), net) for res in sorted(ARCHITECTURES,
+                                            reverse=True) for net in "GD"]
+    assert all(r[2] == r[4] for r in rows), "module counts differ from the formula"
+    assert main(["--g-ch", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: self-attention")

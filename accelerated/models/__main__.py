@@ -22,15 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--g-ch", type=int, default=64, help="G's base width")
     parser.add_argument("--d-ch", type=int, default=64, help="D's base width")
     args = parser.parse_args(argv)
+    try:
+        configs = [ModelConfig(resolution=r, num_classes=args.num_classes, g_ch=args.g_ch,
+                               d_ch=args.d_ch) for r in sorted(ARCHITECTURES, reverse=True)]
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"{'res':>4} {'net':>3} {'params':>12} {'params+SN u,v':>14} {'formula':>12}  attention")
-    for resolution in sorted(ARCHITECTURES, reverse=True):
-        try:
-            cfg = ModelConfig(resolution=resolution, num_classes=args.num_classes,
-                              g_ch=args.g_ch, d_ch=args.d_ch)
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        models = build_models(cfg)
+    for cfg in configs:
+        resolution, models = cfg.resolution, build_models(cfg)
         sizes = (cfg.g_attention_sizes, cfg.d_attention_sizes)
         for name, model, formula, at in zip("GD", models, parameter_count_formula(cfg), sizes,
                                             strict=True):

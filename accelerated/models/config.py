@@ -65,8 +65,13 @@ class ModelConfig:
             if sizes is not None:
                 # Lists (from TOML or JSON) become tuples so the config stays hashable.
                 object.__setattr__(self, name, tuple(sizes))
-        _check_sizes("G", self.g_attention_sizes, self.architecture.g_sizes())
-        _check_sizes("D", self.d_attention_sizes, self.architecture.d_sizes(self.resolution))
+        arch = self.architecture
+        g_widths = dict(zip(arch.g_sizes(), arch.g_channels[1:], strict=True))
+        # D: the first block of each size is the one an attention block follows.
+        d_widths = dict(reversed(list(zip(arch.d_sizes(self.resolution), arch.d_channels,
+                                          strict=True))))
+        self._check_attention("G", self.g_attention_sizes, g_widths, self.g_ch, "g_ch")
+        self._check_attention("D", self.d_attention_sizes, d_widths, self.d_ch, "d_ch")
 
     @property
     def architecture(self) -> Architecture:
@@ -89,13 +94,22 @@ class ModelConfig:
         return self.architecture.d_attention if self.d_attention is None else self.d_attention
 
 
-def _check_sizes(net: str, sizes: tuple[int, ...], available: tuple[int, ...]) -> None:
-    """Raise if an attention size is not a feature-map size of `net`, or is listed twice."""
-    for size in sizes:
-        if size not in available:
-            raise ValueError(
-                f"attention size {size!r} for {net}: its feature maps at this resolution are "
-                f"{sorted(set(available))} pixels a side; pick sizes among those"
-            )
-    if len(set(sizes)) != len(sizes):
-        raise ValueError(f"attention sizes for {net} list a size twice: {sizes}")
+    def _check_attention(self, net: str, sizes: tuple[int, ...], widths: dict[int, int],
+                         base: int, base_name: str) -> None:
+        """Raise unless each attention size is a feature-map size of `net`, listed once, whose
+        width (`widths[size] * base`) a self-attention block can take (a multiple of 8)."""
+        for size in sizes:
+            if size not in widths:
+                raise ValueError(
+                    f"attention size {size!r} for {net}: its feature maps at this resolution "
+                    f"are {sorted(widths)} pixels a side; pick sizes among those"
+                )
+            channels = widths[size] * base
+            if self.attention_block == "attention" and channels % 8:
+                raise ValueError(
+                    f"self-attention at {size}x{size} in {net} would get {channels} channels "
+                    f"({widths[size]} x {base_name}={base}); it needs a multiple of 8 (C/8 "
+                    f"query/key channels): raise {base_name}"
+                )
+        if len(set(sizes)) != len(sizes):
+            raise ValueError(f"attention sizes for {net} list a size twice: {sizes}")
