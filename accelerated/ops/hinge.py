@@ -13,8 +13,11 @@ from accelerated.backend import kernel_for
 
 
 def _check_logits(name: str, d: torch.Tensor) -> None:
+    """Raise ValueError unless `d` is a non-empty (B,) vector of logits."""
+    if d.dim() != 1:
+        raise ValueError(f"{name} must have 1 dimension (B,), got shape {tuple(d.shape)}")
     if d.numel() == 0:
-        raise ValueError(f"{name} is empty: pass the discriminator's logits for at least one image")
+        raise ValueError(f"{name} is empty (shape {tuple(d.shape)}): pass at least one logit")
 
 
 def hinge_loss_discriminator(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
