@@ -41,11 +41,12 @@ def tiny(resolution=32, **kwargs) -> ModelConfig:
     return ModelConfig(resolution=resolution, **kwargs)
 
 
-def sample(cfg: ModelConfig, batch=4, dtype=torch.float32, seed=0):
+def sample(cfg: ModelConfig, batch=4, seed=0):
+    """z (B, z_dim), labels (B,) (None when unconditional), images x (B, 3, R, R) in [-1, 1]."""
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(batch, cfg.z_dim, generator=gen, dtype=dtype)
+    z = torch.randn(batch, cfg.z_dim, generator=gen)
     y = torch.randint(0, max(cfg.num_classes, 1), (batch,), generator=gen)
-    x = torch.rand(batch, 3, cfg.resolution, cfg.resolution, generator=gen, dtype=dtype) * 2 - 1
+    x = torch.rand(batch, 3, cfg.resolution, cfg.resolution, generator=gen) * 2 - 1
     return z, y if cfg.conditional else None, x
 
 

@@ -56,19 +56,19 @@ class DBlock(nn.Module):
     """Pre-activation down-block of D: ReLU -> conv3x3 -> ReLU -> conv3x3 -> avgpool.
 
     `preactivation=False` is the official "optimized" first block, which sees the image and so
-    starts with the convolution (conv3x3 -> ReLU -> conv3x3 -> avgpool). D is always
-    spectrally normalised in SAGAN; `sn` is there for symmetry with `GBlock`.
+    starts with the convolution (conv3x3 -> ReLU -> conv3x3 -> avgpool). Every convolution is
+    spectrally normalised: SAGAN's D always is.
     """
 
     def __init__(self, in_ch: int, out_ch: int, downsample: bool = True,
-                 preactivation: bool = True, sn: bool = True):
+                 preactivation: bool = True):
         super().__init__()
         self.downsample = downsample
         self.preactivation = preactivation
-        self.conv1 = sn_conv2d(in_ch, out_ch, 3, padding=1, sn=sn)
-        self.conv2 = sn_conv2d(out_ch, out_ch, 3, padding=1, sn=sn)
+        self.conv1 = sn_conv2d(in_ch, out_ch, 3, padding=1)
+        self.conv2 = sn_conv2d(out_ch, out_ch, 3, padding=1)
         learnable_shortcut = downsample or in_ch != out_ch
-        self.shortcut = sn_conv2d(in_ch, out_ch, 1, sn=sn) if learnable_shortcut else None
+        self.shortcut = sn_conv2d(in_ch, out_ch, 1) if learnable_shortcut else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, in_ch, H, W) -> (B, out_ch, H/2, W/2)
