@@ -49,6 +49,14 @@ class Architecture:
             sizes.append(size)
         return tuple(sizes)
 
+    def d_first_blocks(self, resolution: int) -> dict[int, int]:
+        """{feature-map size: index of the first D block that outputs it}: a D attention block
+        at a size follows that block (the 128x128 D has two 4x4 blocks, the 32x32 D three 8x8)."""
+        first: dict[int, int] = {}
+        for i, size in enumerate(self.d_sizes(resolution)):
+            first.setdefault(size, i)
+        return first
+
 
 ARCHITECTURES: dict[int, Architecture] = {
     128: Architecture(

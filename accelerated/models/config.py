@@ -67,9 +67,8 @@ class ModelConfig:
                 object.__setattr__(self, name, tuple(sizes))
         arch = self.architecture
         g_widths = dict(zip(arch.g_sizes(), arch.g_channels[1:], strict=True))
-        # D: the first block of each size is the one an attention block follows.
-        d_widths = dict(reversed(list(zip(arch.d_sizes(self.resolution), arch.d_channels,
-                                          strict=True))))
+        d_widths = {size: arch.d_channels[i]
+                    for size, i in arch.d_first_blocks(self.resolution).items()}
         self._check_attention("G", self.g_attention_sizes, g_widths, self.g_ch, "g_ch")
         self._check_attention("D", self.d_attention_sizes, d_widths, self.d_ch, "d_ch")
 

@@ -29,15 +29,13 @@ class Discriminator(nn.Module):
         self.cfg = cfg
         arch = cfg.architecture
         widths = [3] + [m * cfg.d_ch for m in arch.d_channels]
+        first_blocks = arch.d_first_blocks(cfg.resolution)
+        attend_after = {first_blocks[size] for size in cfg.d_attention_sizes}
         blocks: list[nn.Module] = []
-        placed: set[int] = set()
-        sizes = arch.d_sizes(cfg.resolution)
-        for i, ((in_ch, out_ch), down, size) in enumerate(
-            zip(pairwise(widths), arch.d_downsample, sizes, strict=True)
-        ):
+        for i, ((in_ch, out_ch), down) in enumerate(zip(pairwise(widths), arch.d_downsample,
+                                                        strict=True)):
             blocks.append(DBlock(in_ch, out_ch, downsample=down, preactivation=i > 0))
-            if size in cfg.d_attention_sizes and size not in placed:
-                placed.add(size)
+            if i in attend_after:
                 if cfg.attention_block == "attention":
                     blocks.append(SelfAttention(out_ch, variant=cfg.attention_variant))
                 else:

@@ -78,12 +78,10 @@ def parameter_count_formula(cfg: ModelConfig) -> tuple[int, int]:
     g += 2 * g_widths[-1] + conv(3, g_widths[-1], 3)
 
     d_widths = [3] + [m * cfg.d_ch for m in arch.d_channels]
-    d, placed = 0, set()
-    sizes = arch.d_sizes(cfg.resolution)
-    for (a, b), down, size in zip(pairwise(d_widths), arch.d_downsample, sizes, strict=True):
-        d += d_block(a, b, down)
-        if size in cfg.d_attention_sizes and size not in placed:
-            placed.add(size)
-            d += extra(d_block, b)
+    first_blocks = arch.d_first_blocks(cfg.resolution)
+    attend_after = {first_blocks[size] for size in cfg.d_attention_sizes}
+    d = 0
+    for i, ((a, b), down) in enumerate(zip(pairwise(d_widths), arch.d_downsample, strict=True)):
+        d += d_block(a, b, down) + (extra(d_block, b) if i in attend_after else 0)
     d += (d_widths[-1] + 1) + K * d_widths[-1]
     return g, d
