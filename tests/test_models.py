@@ -121,6 +121,7 @@ def test_128_table_is_the_official_model():
         ({"d_attention": (32,)}, r"for D: its feature maps .* \[8, 16\]"),
         ({"g_attention": (4,)}, "for G"),
         ({"d_attention": (16, 16)}, "twice"),
+        ({"g_attention": 16}, "g_attention must be a list"),
         ({"g_ch": 1}, r"16x16 in G would get 4 channels \(4 x g_ch=1\).*raise g_ch"),
         ({"d_ch": 1, "g_ch": 2}, r"16x16 in D would get 4 channels \(4 x d_ch=1\)"),
     ],

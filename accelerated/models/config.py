@@ -62,9 +62,13 @@ class ModelConfig:
             raise ValueError(f"sn_generator must be True or False, got {self.sn_generator!r}")
         for name in ("g_attention", "d_attention"):
             sizes = getattr(self, name)
-            if sizes is not None:
-                # Lists (from TOML or JSON) become tuples so the config stays hashable.
-                object.__setattr__(self, name, tuple(sizes))
+            if sizes is None:
+                continue
+            if not isinstance(sizes, list | tuple):
+                raise ValueError(f"{name} must be a list of feature-map sizes, e.g. [32], "
+                                 f"got {sizes!r}")
+            # Lists (from TOML or JSON) become tuples so the config stays hashable.
+            object.__setattr__(self, name, tuple(sizes))
         arch = self.architecture
         g_widths = dict(zip(arch.g_sizes(), arch.g_channels[1:], strict=True))
         d_widths = {size: arch.d_channels[i]
