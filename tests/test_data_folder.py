@@ -147,15 +147,16 @@ def test_cli_prints_one_line_and_exits_nonzero_on_errors(image_folder, tmp_path,
     assert len(err) == 1 and err[0].startswith("error:") and "not a folder" in err[0]
 
 
-def test_open_dataset_prepares_a_raw_folder_once_into_the_cache(image_folder, tmp_path):
-    cache = tmp_path / "cache"
-    data = open_dataset(str(image_folder), R, cache_dir=cache)
+def test_raw_folder_is_prepared_once_into_the_cache(image_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    data = open_dataset(str(image_folder), R, cache_dir="~/cache")
     assert len(data) == 9 and data.num_classes == 2
+    cache = tmp_path / "home" / "cache" / "data"
     first = prepare_cached(image_folder, R, cache)
     assert list(cache.iterdir()) == [first]  # re-used, not prepared again
     photo(seed=9).save(image_folder / "shapes" / "new.png")
     second = prepare_cached(image_folder, R, cache)
-    assert second != first and len(open_dataset(str(image_folder), R, cache_dir=cache)) == 10
+    assert second != first and len(open_dataset(str(image_folder), R, cache_dir="~/cache")) == 10
 
 
 def test_single_flat_folder_is_one_class(tmp_path):

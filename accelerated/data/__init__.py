@@ -5,8 +5,8 @@ r"""Data: the built-in *Mirror twins* set, prepared array folders, and your own 
 
 - `"builtin"`: the generated data set of `accelerated.data.builtin` (nothing is downloaded);
 - a prepared folder (`images.npy`, `labels.npy`, `meta.json`, see `accelerated.data.arrays`);
-- an ImageNet-layout folder (one subfolder of images per class): prepared once into `cache_dir`
-  (see `accelerated.data.prepare`) and re-used while the folder is unchanged.
+- an ImageNet-layout folder (one subfolder of images per class): prepared once into
+  `cache_dir/data/` (see `accelerated.data.prepare`) and re-used while the folder is unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from accelerated.data.arrays import ArrayDataset, is_prepared, open_arrays
 
 __all__ = ["ArrayDataset", "open_dataset"]
 
-DEFAULT_CACHE = Path.home() / ".cache" / "sagan" / "data"
+DEFAULT_CACHE = "~/.cache/sagan"
 
 
 def open_dataset(source: str, resolution: int, cache_dir=None, seed: int = 0) -> ArrayDataset:
@@ -37,4 +37,5 @@ def open_dataset(source: str, resolution: int, cache_dir=None, seed: int = 0) ->
         return open_arrays(path, resolution)
     from accelerated.data.prepare import prepare_cached
 
-    return open_arrays(prepare_cached(path, resolution, cache_dir or DEFAULT_CACHE), resolution)
+    cache = Path(cache_dir or DEFAULT_CACHE).expanduser() / "data"
+    return open_arrays(prepare_cached(path, resolution, cache), resolution)

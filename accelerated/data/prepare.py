@@ -129,11 +129,16 @@ def prepare(src, out, resolution: int, workers: int = 0, progress: bool = True) 
 
 def summary(report: dict, out) -> str:
     """One line: what was prepared, and how much was skipped."""
-    line = (f"prepared {report['converted']} images in {len(report['classes'])} classes at "
+    def count(n: int, noun: str, plural: str) -> str:
+        return f"{n} {noun if n == 1 else plural}"
+
+    line = (f"prepared {count(report['converted'], 'image', 'images')} in "
+            f"{count(len(report['classes']), 'class', 'classes')} at "
             f"{report['resolution']}x{report['resolution']} into {out}")
     if report["skipped"] or report["dropped_classes"]:
-        line += (f"; skipped {len(report['skipped'])} files, dropped "
-                 f"{len(report['dropped_classes'])} classes (see {Path(out) / REPORT})")
+        line += (f"; skipped {count(len(report['skipped']), 'file', 'files')} and dropped "
+                 f"{count(len(report['dropped_classes']), 'class', 'classes')} "
+                 f"(see {Path(out) / REPORT})")
     return line
 
 
