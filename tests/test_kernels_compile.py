@@ -1,8 +1,9 @@
 """Every CUDA source in accelerated/kernels compiles with nvcc, with the template instantiations
 the models use, for sm_80 (A100) and sm_90 (H100). Needs nvcc, not a GPU.
 
-At run time CuPy compiles the same sources with NVRTC (same front end, no host headers); this test
-is the check that runs on machines without a GPU. A template is only compiled when something
+At run time CuPy compiles the same text (`cupy_module.kernel_source`: the .cu with its local
+header pasted in) with NVRTC (same front end, no host headers); this test is the check that runs
+on machines without a GPU. A template is only compiled when something
 instantiates it, so each source is wrapped in a file that takes the address of every kernel
 instantiation, as NVRTC's name expressions do.
 """
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 from accelerated.kernels import attention
-from accelerated.kernels.cupy_module import KERNEL_DIR, compile_options
+from accelerated.kernels.cupy_module import KERNEL_DIR, compile_options, kernel_source
 from accelerated.ops import attention_dims
 
 NVCC = shutil.which("nvcc")
@@ -48,7 +49,7 @@ def model_head_sizes() -> list[tuple[int, int]]:
 def nvcc(source: str, instances: list[str], dtype, arch: str, out_dir, output: str = "--ptx"):
     """Compile `source` with `instances` instantiated; returns (returncode, log, output path)."""
     wrapper = out_dir / f"{source}.{arch}.{str(dtype)[6:]}.cu"
-    lines = [f'#include "{KERNEL_DIR / source}"']
+    lines = [kernel_source(source)]  # the text CuPy hands to NVRTC
     if instances:
         lines += ["void* sagan_instances[] = {", *[f"    (void*)&{n}," for n in instances], "};"]
     wrapper.write_text("\n".join(lines) + "\n")

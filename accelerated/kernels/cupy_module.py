@@ -9,21 +9,22 @@ Three facts make CuPy kernels and PyTorch work together without copies or races:
    inside `with torch_stream():` is queued on that same stream, so it runs after the PyTorch
    work that produced its inputs and before the work that reads its outputs.
 3. **Compilation**: `cupy.RawModule` compiles with NVRTC at first use and caches the binary
-   on disk (`~/.cupy/kernel_cache`). Templates (head sizes, dtype) are compiled one
-   instantiation at a time through `name_expressions`, and each compiled module is also kept
-   in memory here.
+   on disk (`~/.cupy/kernel_cache`), keyed by the source text and options. The local header
+   `common.cuh` is pasted into the source first, so an edited header is a new key too (an
+   `#include` would be invisible to that cache). Templates (head sizes, dtype) are compiled one
+   instantiation at a time through `name_expressions`; each module is also kept in memory here.
 
 CuPy is imported inside the functions, so this module imports on machines without it.
 """
 
 import functools
+import re
 from pathlib import Path
 
 import torch
 
 KERNEL_DIR = Path(__file__).resolve().parent
-# Options for every compilation: C++17, the kernel folder for "common.cuh".
-BASE_OPTIONS = ("-std=c++17", f"-I{KERNEL_DIR}")
+BASE_OPTIONS = ("-std=c++17",)
 # Defined for the bfloat16 instantiations only: they need <cuda_bf16.h> from the CUDA toolkit.
 BF16_DEFINE = "-DSAGAN_BF16"
 CUDA_TYPES = {torch.float32: "float", torch.bfloat16: "__nv_bfloat16"}
@@ -36,11 +37,25 @@ def compile_options(dtype: torch.dtype = torch.float32) -> tuple[str, ...]:
     return (*BASE_OPTIONS, BF16_DEFINE) if dtype == torch.bfloat16 else BASE_OPTIONS
 
 
+LOCAL_INCLUDE = re.compile(r'^#include "([\w.]+)"$', re.MULTILINE)
+
+
+def kernel_source(filename: str) -> str:
+    """The text of `filename` with its local `#include "x.cuh"` lines replaced by the headers
+    (each header is pasted where it is included, so a header may be included once per source)."""
+    text = (KERNEL_DIR / filename).read_text()
+    return LOCAL_INCLUDE.sub(lambda match: _header(match.group(1)), text)
+
+
+def _header(filename: str) -> str:
+    return kernel_source(filename).replace("#pragma once\n", "")
+
+
 @functools.cache
 def _module(filename: str, options: tuple[str, ...], name_expressions: tuple[str, ...] | None):
     import cupy
 
-    source = (KERNEL_DIR / filename).read_text()
+    source = kernel_source(filename)
     module = cupy.RawModule(code=source, options=options, name_expressions=name_expressions)
     try:
         module.compile()
