@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays as np_arrays
 
 from accelerated.data import open_dataset
-from accelerated.data.arrays import open_arrays, save_arrays
+from accelerated.data.arrays import IMAGES, open_arrays, save_arrays, shrink_images
 
 NAMES = ["a", "b", "c"]
 
@@ -40,6 +40,21 @@ def test_round_trip_is_exact(tmp_path_factory, images, seed):
         assert x.dtype == torch.float32 and x.shape == (3, 4, 4) and y.dtype == torch.int64
         back = ((x + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
         assert np.array_equal(back, images[i]) and y.item() == labels[i]
+
+
+@given(n=st.integers(1, 12), data=st.data(), version=st.sampled_from([(1, 0), (2, 0)]))
+def test_shrink_keeps_the_first_rows_in_place(tmp_path_factory, n, data, version):
+    count = data.draw(st.integers(0, n))
+    folder = tmp_path_factory.mktemp("shrink")
+    images = np.random.default_rng(n).integers(0, 256, (n, 4, 4, 3), dtype=np.uint8)
+    np.lib.format.open_memmap(folder / IMAGES, "w+", np.uint8, images.shape, version=version)[:] = (
+        images
+    )
+    shrink_images(folder, count)
+    assert np.array_equal(np.load(folder / IMAGES), images[:count])
+    assert np.load(folder / IMAGES, mmap_mode="r").shape == (count, 4, 4, 3)
+    with pytest.raises(ValueError, match="cannot shrink"):
+        shrink_images(folder, count + 1)
 
 
 def test_meta_records_the_data_set(tmp_path):

@@ -74,6 +74,25 @@ def create_images(folder: Path, count: int, resolution: int) -> np.ndarray:
     )
 
 
+def shrink_images(folder: Path, count: int) -> None:
+    """Keep the first `count` rows of `folder/images.npy` in place, without copying the pixels:
+    rewrite the shape in the .npy header (padded with spaces to its old length) and cut the file."""
+    path = Path(folder) / IMAGES
+    with open(path, "r+b") as f:
+        major, _ = np.lib.format.read_magic(f)
+        header_start = f.tell() + (2 if major == 1 else 4)  # after the header-length field
+        read_header = getattr(np.lib.format, f"read_array_header_{major}_0")
+        shape, fortran_order, dtype = read_header(f)
+        if not 0 <= count <= shape[0]:
+            raise ValueError(f"cannot shrink {path} from {shape[0]} to {count} rows")
+        data_start = f.tell()
+        header = repr({"descr": np.lib.format.dtype_to_descr(dtype),
+                       "fortran_order": fortran_order, "shape": (count, *shape[1:])})
+        f.seek(header_start)
+        f.write(header.ljust(data_start - header_start - 1).encode("latin1") + b"\n")
+        f.truncate(data_start + count * int(np.prod(shape[1:])) * dtype.itemsize)
+
+
 def finish(folder: Path, labels: np.ndarray, class_names, source: str) -> None:
     """Write labels.npy and meta.json beside a filled images.npy."""
     folder = Path(folder)

@@ -85,13 +85,7 @@ def _write(src: Path, tmp: Path, resolution: int, workers: int, progress: bool) 
     dropped = [names[k] for k in range(len(names)) if k not in used]
     labels = np.searchsorted(used, labels).astype(np.int64)
     names = [names[k] for k in used]
-    if len(labels) < len(files):  # compact the packed rows into an exactly sized array
-        (tmp / "staging.npy").unlink(missing_ok=True)
-        os.replace(tmp / arrays.IMAGES, tmp / "staging.npy")
-        staging = np.load(tmp / "staging.npy", mmap_mode="r")
-        arrays.create_images(tmp, len(labels), resolution)[:] = staging[: len(labels)]
-        del staging
-        (tmp / "staging.npy").unlink()
+    arrays.shrink_images(tmp, len(labels))  # drop the rows of skipped files
     arrays.finish(tmp, labels, names, source=str(src.resolve()))
     report = {
         "source": str(src.resolve()),
