@@ -80,7 +80,6 @@ class FeatureStatistics:
                 dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return sums
 
-    @torch.no_grad()
     def compute(self, all_reduce: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         r"""$(\mu, \Sigma)$ in float64, (dim,) and (dim, dim), with $n - 1$ in the denominator.
 

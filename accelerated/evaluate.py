@@ -1,0 +1,239 @@
+r"""`python -m accelerated.evaluate CHECKPOINT --out results.json`: FID, KID and IS of a generator.
+
+```bash
+python -m accelerated.evaluate runs/try1 --out results.json                 # offline features
+python -m accelerated.evaluate runs/in128 --out results.json --metrics inception \
+    --inception-weights weights-inception-2015-12-05-6726825d.pth            # the paper's metrics
+```
+
+CHECKPOINT is a checkpoint file or a run folder (its newest checkpoint); the EMA generator is used
+when the run kept one (`--no-ema` for the raw one). The generator draws `--num-samples` images
+(classes uniformly at random, noise from `--seed`); a feature network maps them and the training
+data to features:
+
+- `--metrics offline` (default): `RandomConvFeatures`, fixed random weights, nothing to download;
+  FID and KID only. Its numbers compare runs of this project with each other, never with papers.
+- `--metrics inception`: the TensorFlow Inception of the paper via torch-fidelity; FID, KID and
+  the Inception Score (10 splits), comparable with published numbers at 50,000 samples.
+
+The data set's features are computed once per (data set, resolution, feature network, number of
+reference samples) and cached in `--cache-dir` (default: the run's `data.cache_dir`) under
+`metrics/`: float64 mean and covariance, and up to 10,000 feature rows for KID. On the built-in
+data set the exact quality measure of `accelerated.data.builtin.quality` is reported as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from accelerated import config as C
+from accelerated.data import builtin, open_dataset
+from accelerated.data.prepare import cache_key
+from accelerated.metrics import FeatureStatistics, feature_network, scores
+from accelerated.metrics.features import InceptionWeightsError
+from accelerated.sample import load_generator
+from accelerated.training import checkpoint
+from accelerated.training.distributed import resolve_device
+from accelerated.training.sampling import generate
+
+PROG = "python -m accelerated.evaluate"
+CACHE_FORMAT = 1
+KID_ROWS = 10_000  # reference feature rows kept for KID
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # Bińkowski et al.'s defaults
+IS_SPLITS = 10
+QUALITY_SAMPLES = 10_000  # generated images kept for the built-in quality measure
+MAX_REFERENCE = 50_000
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def make_parser() -> Parser:
+    parser = Parser(prog=PROG, description="FID, KID (and IS) of a trained SAGAN generator.")
+    parser.add_argument("checkpoint", help="a checkpoint file, or a run folder (newest checkpoint)")
+    parser.add_argument("--out", required=True, help="JSON file to write the results to")
+    parser.add_argument("--num-samples", type=int, default=50_000,
+                        help="generated images (default: 50000, as the paper)")
+    parser.add_argument("--metrics", choices=("offline", "inception"), default="offline",
+                        help="feature network: offline random features, or the TF Inception")
+    parser.add_argument("--inception-weights", default=None, metavar="PATH",
+                        help="local copy of torch-fidelity's Inception weights (no internet)")
+    parser.add_argument("--data", default=None, metavar="SOURCE",
+                        help="reference data set (default: the one the run trained on)")
+    parser.add_argument("--reference-samples", type=int, default=None, metavar="N",
+                        help=f"data set images for the reference (default: all, at most "
+                        f"{MAX_REFERENCE})")
+    parser.add_argument("--cache-dir", default=None, help="where reference features are cached")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
+    parser.add_argument("--seed", type=int, default=0, help="noise and label seed (default: 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not the EMA")
+    return parser
+
+
+class Features:
+    """Streams a feature network's outputs: FID statistics of all rows, plus the first `keep`
+    feature rows (for KID) and, for a classifier, all class probabilities (for IS)."""
+
+    def __init__(self, dim: int, device: torch.device, keep: int):
+        self.stats = FeatureStatistics(dim, device)
+        self.keep = keep
+        self.rows: list[torch.Tensor] = []
+        self.probs: list[torch.Tensor] = []
+
+    def add(self, out: dict[str, torch.Tensor]) -> None:
+        self.stats.update(out["features"])
+        kept = sum(len(r) for r in self.rows)
+        if kept < self.keep:
+            self.rows.append(out["features"][: self.keep - kept].float().cpu())
+        if "probs" in out:
+            self.probs.append(out["probs"].float().cpu())
+
+    def features(self) -> torch.Tensor:
+        return torch.cat(self.rows)  # (min(n, keep), d)
+
+
+def reference_cache(cache_dir: Path, source: str, resolution: int, net_name: str, n: int) -> Path:
+    """File of the cached reference features: named after everything they depend on."""
+    if source == "builtin":
+        data = f"builtin-{builtin.DEFAULT_SIZE}"
+    else:
+        data = f"{Path(source).resolve().name}-{cache_key(Path(source), resolution)}"
+    key = hashlib.sha256(f"{data}\n{resolution}\n{net_name}\n{n}\n{CACHE_FORMAT}".encode())
+    return cache_dir / "metrics" / f"{data}-{resolution}-{net_name}-{key.hexdigest()[:12]}.pt"
+
+
+@torch.no_grad()
+def reference_features(dataset, net, n: int, batch: int, device) -> dict[str, torch.Tensor]:
+    """Mean, covariance and KID rows of `n` data set images (a fixed random subset)."""
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:n]
+    acc = Features(net.dim, device, KID_ROWS)
+    for start in range(0, n, batch):
+        images = torch.stack([dataset[int(i)][0] for i in order[start : start + batch]])
+        acc.add(net(images.to(device)))
+    mu, sigma = acc.stats.compute()
+    return {"mu": mu.cpu(), "sigma": sigma.cpu(), "features": acc.features(), "count": n}
+
+
+def cached_reference(path: Path, compute) -> dict[str, torch.Tensor]:
+    """The reference features from `path`, or computed by `compute()` and written there."""
+    if path.is_file():
+        try:
+            return torch.load(path, weights_only=True)
+        except (RuntimeError, EOFError, OSError) as err:
+            print(f"warning: recomputing the reference, {path} is unreadable ({err})")
+    reference = compute()
+    checkpoint.save_atomic(reference, path)
+    return reference
+
+
+@torch.no_grad()
+def generated_features(G, model, net, args, device, builtin_quality: bool):
+    """(Features of `args.num_samples` generated images, the built-in data set's quality measure
+    of the first `QUALITY_SAMPLES` of them when `builtin_quality`, else None)."""
+    gen = torch.Generator().manual_seed(args.seed)
+    acc = Features(net.dim, device, args.num_samples)
+    kept_images, kept_labels = [], []
+    for start in range(0, args.num_samples, args.batch_size):
+        b = min(args.batch_size, args.num_samples - start)
+        z = torch.randn(b, model.z_dim, generator=gen)
+        y = torch.randint(model.num_classes, (b,), generator=gen) if model.num_classes else None
+        images = generate(G, z.to(device), None if y is None else y.to(device), args.batch_size)
+        acc.add(net(images))
+        if builtin_quality and start < QUALITY_SAMPLES:
+            kept_images.append(images[: QUALITY_SAMPLES - start].cpu())
+            kept_labels.append(y[: QUALITY_SAMPLES - start])
+    if not builtin_quality:
+        return acc, None
+    return acc, builtin.quality(torch.cat(kept_images), torch.cat(kept_labels))
+
+
+def check_args(args) -> None:
+    if args.num_samples < 2:
+        raise ValueError(f"--num-samples {args.num_samples}: FID needs at least 2 samples")
+    if args.metrics == "inception" and args.num_samples < IS_SPLITS:
+        raise ValueError(f"--num-samples {args.num_samples}: the Inception Score needs at least "
+                         f"{IS_SPLITS} (one per split)")
+    if args.inception_weights is not None and args.metrics != "inception":
+        raise ValueError("--inception-weights only applies with --metrics inception")
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be at least 1")
+    if args.reference_samples is not None and args.reference_samples < 2:
+        raise ValueError("--reference-samples must be at least 2")
+
+
+def evaluate(args) -> dict:
+    """Run the evaluation described by the parsed arguments; returns the results dictionary."""
+    check_args(args)
+    device = resolve_device(args.device)
+    G, model, path = load_generator(Path(args.checkpoint), device, ema=not args.no_ema)
+    state = checkpoint.load(path)
+    cfg = C.from_dict(state["config"])
+    source = args.data or cfg.data.source
+    cache_dir = Path(args.cache_dir or cfg.data.cache_dir).expanduser()
+    net = feature_network(args.metrics, args.inception_weights).to(device).eval()
+
+    dataset = open_dataset(source, model.resolution, cache_dir)
+    n_ref = min(len(dataset), args.reference_samples or MAX_REFERENCE)
+    cache = reference_cache(cache_dir, source, model.resolution, net.name, n_ref)
+    reference = cached_reference(
+        cache, lambda: reference_features(dataset, net, n_ref, args.batch_size, device)
+    )
+
+    # the exact quality measure needs the built-in data set's classes
+    builtin_quality = source == "builtin" and model.num_classes == len(builtin.CLASS_NAMES)
+    fake, quality = generated_features(G, model, net, args, device, builtin_quality)
+    mu, sigma = fake.stats.compute()
+    fake_rows = fake.features().to(device)
+    subset_size = min(KID_SUBSET_SIZE, len(fake_rows), len(reference["features"]))
+    kid_mean, kid_std = scores.kernel_inception_distance(
+        reference["features"].to(device), fake_rows, KID_SUBSETS, subset_size
+    )
+    results = {
+        "checkpoint": str(path),
+        "generator": "ema" if not args.no_ema and state.get("G_ema") is not None else "raw",
+        "feature_network": net.name,
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "reference": {"data": source, "samples": n_ref, "cache": str(cache)},
+        "fid": scores.frechet_distance(reference["mu"].to(device), reference["sigma"].to(device),
+                                       mu, sigma),
+        "kid": {"mean": kid_mean, "std": kid_std, "subsets": KID_SUBSETS,
+                "subset_size": subset_size},
+    }
+    if fake.probs:
+        is_mean, is_std = scores.inception_score(torch.cat(fake.probs), IS_SPLITS)
+        results["inception_score"] = {"mean": is_mean, "std": is_std, "splits": IS_SPLITS}
+    if quality is not None:
+        results["quality"] = quality
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        results = evaluate(args)
+    except (ValueError, ImportError, InceptionWeightsError, checkpoint.CheckpointError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    line = f"FID {results['fid']:.4f}, KID {results['kid']['mean']:.5f}"
+    if "inception_score" in results:
+        line += f", IS {results['inception_score']['mean']:.2f}"
+    print(f"{line} ({results['feature_network']}, {args.num_samples} samples); wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
