@@ -2,6 +2,9 @@
 
 import io
 import json
+import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,9 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+import accelerated.data.prepare as prepare_module
 from accelerated.data import open_dataset
 from accelerated.data.folder import UnusableImage, load_image, scan
-from accelerated.data.prepare import main, prepare, prepare_cached
+from accelerated.data.prepare import OutputExists, main, prepare, prepare_cached
 
 R = 16
 
@@ -157,6 +161,36 @@ def test_raw_folder_is_prepared_once_into_the_cache(image_folder, tmp_path, monk
     photo(seed=9).save(image_folder / "shapes" / "new.png")
     second = prepare_cached(image_folder, R, cache)
     assert second != first and len(open_dataset(str(image_folder), R, cache_dir="~/cache")) == 10
+
+
+def test_a_concurrent_prepare_of_the_same_cache_entry_is_tolerated(
+    image_folder, tmp_path, monkeypatch
+):
+    cache = tmp_path / "cache"
+    winner = prepare_cached(image_folder, R, tmp_path / "other")  # another process's result
+    write = prepare_module._write
+
+    def finish_second(src, tmp, *args):  # the other process renames its copy in first
+        report = write(src, tmp, *args)
+        shutil.copytree(winner, cache / winner.name)
+        return report
+
+    monkeypatch.setattr(prepare_module, "_write", finish_second)
+    with pytest.raises(OutputExists):
+        prepare(image_folder, cache / winner.name, R, progress=False)
+    shutil.rmtree(cache)
+    assert prepare_cached(image_folder, R, cache) == cache / winner.name
+    assert [p.name for p in cache.iterdir()] == [winner.name]  # no work folder left behind
+
+
+def test_work_folders_of_dead_processes_are_cleared(image_folder, tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = tmp_path / f".out.partial-{int(dead.stdout)}"
+    stale.mkdir()
+    (stale / "images.npy").write_bytes(b"half written")
+    prepare(image_folder, tmp_path / "out", R, progress=False)
+    assert not stale.exists() and (tmp_path / "out" / "meta.json").is_file()
 
 
 def test_single_flat_folder_is_one_class(tmp_path):

@@ -8,8 +8,9 @@ truncated, not images, under 8 px) are skipped, and class folders left without i
 `OUT/report.json` lists every skipped file with the reason and every conversion (mode changes,
 alpha composited on white, upscaling); one summary line is printed.
 
-The work happens in a hidden folder beside `OUT`, renamed to `OUT` only when complete, so an
-interrupted run leaves no half-written data set (and a stale hidden folder is cleared next time).
+The work happens in a hidden folder beside `OUT` (`.OUT.partial-PID`), renamed to `OUT` only when
+complete, so an interrupted run leaves no half-written data set; the work folder is removed on
+errors and Ctrl-C, and the next run removes any left by a killed process.
 """
 
 from __future__ import annotations
@@ -100,22 +101,56 @@ def _write(src: Path, tmp: Path, resolution: int, workers: int, progress: bool) 
     return report
 
 
+class OutputExists(ValueError):
+    """The output folder exists (or another process finished preparing it first)."""
+
+
+def _running(pid: int) -> bool:
+    if os.name == "nt":  # there os.kill would end the process: keep its folder
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _clear_stale(out: Path) -> None:
+    """Remove work folders of earlier runs for `out` whose process has died (killed, crashed)."""
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        pid = stale.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def prepare(src, out, resolution: int, workers: int = 0, progress: bool = True) -> dict:
     """Prepare `src` (a class-per-subfolder image folder) into the array folder `out`.
 
-    Returns the report (also written to `out/report.json`). Raises ValueError when `out` exists,
-    when `src` is not a folder, or when no usable image remains."""
+    Returns the report (also written to `out/report.json`). Raises ValueError when `src` is not a
+    folder or no usable image remains, and OutputExists (a ValueError) when `out` exists. Several
+    processes may prepare the same `out` at once: each works in its own folder, the first to
+    finish renames it to `out`, the others get OutputExists."""
     src, out = Path(src), Path(out)
     if resolution < MIN_RESOLUTION:
         raise ValueError(f"resolution {resolution} is too small: use at least {MIN_RESOLUTION}")
+    exists = f"{out} already exists: remove it or choose another output folder"
     if out.exists():
-        raise ValueError(f"{out} already exists: remove it or choose another output folder")
-    tmp = out.parent / f".{out.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)  # left over from an interrupted run
-    tmp.mkdir(parents=True)
+        raise OutputExists(exists)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale(out)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         report = _write(src, tmp, resolution, workers, progress)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)  # atomic; fails if another process created `out` meanwhile
+        except OSError:
+            if out.exists():
+                raise OutputExists(exists) from None
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
@@ -145,14 +180,24 @@ def cache_key(src: Path, resolution: int) -> str:
     return digest.hexdigest()[:16]
 
 
+def default_workers() -> int:
+    """Decoding processes: the CPU count, at most 8."""
+    return min(8, os.cpu_count() or 1)
+
+
 def prepare_cached(src, resolution: int, cache_dir) -> Path:
     """The prepared copy of `src` in `cache_dir`, made now unless an up-to-date one exists."""
     src = Path(src)
     out = Path(cache_dir) / f"{src.resolve().name}-{resolution}-{cache_key(src, resolution)}"
     if not arrays.is_prepared(out):
-        report = prepare(src, out, resolution)
-        print(summary(report, out), file=sys.stderr)
+        try:
+            report = prepare(src, out, resolution, workers=default_workers())
+            print(summary(report, out), file=sys.stderr)
+        except OutputExists:
+            if not arrays.is_prepared(out):
+                raise
     return out
+
 
 
 def main(argv=None) -> int:
@@ -164,7 +209,7 @@ def main(argv=None) -> int:
     parser.add_argument("src", help="folder with one subfolder of images per class")
     parser.add_argument("out", help="output folder (must not exist)")
     parser.add_argument("--resolution", type=int, default=128, help="image side (default 128)")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+    parser.add_argument("--workers", type=int, default=default_workers(),
                         help="decoding processes (default: CPU count, at most 8; 0 = none)")
     args = parser.parse_args(argv)
     try:
