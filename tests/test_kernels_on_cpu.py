@@ -6,6 +6,8 @@ indices, __syncthreads, warp shuffles) with std::thread and std::barrier; the .c
 compiled unchanged by g++ and launched with the same block sizes as the Python ops. This checks
 the algorithm as written in CUDA (a wrong index, a missing tile mask, a wrong softmax rescale
 fail here), not what only a GPU shows: the NVRTC build, memory-model or timing issues, speed.
+The same build under AddressSanitizer and ThreadSanitizer checks for out-of-bounds accesses and
+for races between the threads of a block (a missing __syncthreads).
 """
 
 import ctypes
@@ -30,22 +32,13 @@ HEAD_SIZES = [(8, 8), (8, 32), (16, 64), (32, 128)]  # the instantiations in ker
 F32 = np.float32
 
 
+BUILD = [GXX, "-std=c++20", "-O1", "-pthread", f"-I{KERNEL_DIR}", f"-I{SHIM_DIR}"]
+
+
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     out = tmp_path_factory.mktemp("cuda_on_cpu") / "kernels_on_cpu.so"
-    command = [
-        GXX,
-        "-std=c++20",
-        "-O1",
-        "-pthread",
-        "-shared",
-        "-fPIC",
-        f"-I{KERNEL_DIR}",
-        f"-I{SHIM_DIR}",
-        str(SHIM_DIR / "kernels_on_cpu.cpp"),
-        "-o",
-        str(out),
-    ]
+    command = [*BUILD, "-shared", "-fPIC", str(SHIM_DIR / "kernels_on_cpu.cpp"), "-o", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return ctypes.CDLL(str(out))
@@ -200,3 +193,22 @@ def test_hinge_kernels(lib, n_real, n_fake, grad, seed):
     )
     want_g = grad * ref_hinge.hinge_loss_generator_backward(d_fake)
     np.testing.assert_allclose(grad_fake, want_g, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sanitizer", ["address,undefined", "thread"])
+def test_kernels_have_no_out_of_bounds_access_or_race(sanitizer, tmp_path):
+    exe = tmp_path / "sanitize_main"
+    sources = [str(SHIM_DIR / "kernels_on_cpu.cpp"), str(SHIM_DIR / "sanitize_main.cpp")]
+    flags = ["-g", f"-fsanitize={sanitizer}", "-fno-sanitize-recover=all"]
+    build = subprocess.run(
+        [*BUILD, *flags, *sources, "-o", str(exe)], capture_output=True, text=True, timeout=600
+    )
+    if build.returncode != 0 and "cannot find" in build.stderr:
+        pytest.skip(f"the {sanitizer} sanitizer runtime is not installed: {build.stderr[:200]}")
+    assert build.returncode == 0, build.stderr
+    threads = [attention.THREADS, power_iteration.THREADS, hinge.THREADS]
+    run = subprocess.run(
+        [str(exe), *map(str, threads)], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0 and "all kernels ran" in run.stdout, run.stderr[-3000:]
