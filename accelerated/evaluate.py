@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -87,14 +88,15 @@ class Features:
     def __init__(self, dim: int, device: torch.device, keep: int):
         self.stats = FeatureStatistics(dim, device)
         self.keep = keep
+        self.kept = 0
         self.rows: list[torch.Tensor] = []
         self.probs: list[torch.Tensor] = []
 
     def add(self, out: dict[str, torch.Tensor]) -> None:
         self.stats.update(out["features"])
-        kept = sum(len(r) for r in self.rows)
-        if kept < self.keep:
-            self.rows.append(out["features"][: self.keep - kept].float().cpu())
+        if self.kept < self.keep:
+            self.rows.append(out["features"][: self.keep - self.kept].float().cpu())
+            self.kept += len(self.rows[-1])
         if "probs" in out:
             self.probs.append(out["probs"].float().cpu())
 
@@ -220,14 +222,21 @@ def evaluate(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    out = Path(args.out)
     try:
-        results = evaluate(args)
+        out.parent.mkdir(parents=True, exist_ok=True)  # fail before the work, not after
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            results = evaluate(args)
+        for warning in caught:  # e.g. fewer samples than feature dimensions
+            print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+        out.write_text(json.dumps(results, indent=2) + "\n")
     except (ValueError, ImportError, InceptionWeightsError, checkpoint.CheckpointError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    except OSError as err:  # a folder that cannot be written, a full disk
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
     line = f"FID {results['fid']:.4f}, KID {results['kid']['mean']:.5f}"
     if "inception_score" in results:
         line += f", IS {results['inception_score']['mean']:.2f}"

@@ -10,6 +10,7 @@ import torch
 from accelerated import config as C
 from accelerated import evaluate
 from accelerated.data import builtin
+from accelerated.metrics import RandomConvFeatures
 from accelerated.models import Generator
 from accelerated.training import checkpoint
 
@@ -36,7 +37,7 @@ def test_results_are_written_and_the_reference_is_cached(run_dir, tmp_path, monk
     code, out = evaluate_cli(run_dir, tmp_path)
     assert code == 0, capsys.readouterr().err
     results = json.loads(out.read_text())
-    assert results["feature_network"] == "random-conv-v1-seed0-r32"
+    assert results["feature_network"] == RandomConvFeatures().name
     assert results["num_samples"] == 64 and results["reference"]["samples"] == 300
     assert results["fid"] > 0 and np.isfinite(results["fid"])
     assert results["kid"]["subset_size"] == 64 and np.isfinite(results["kid"]["mean"])
@@ -117,3 +118,13 @@ def test_a_bad_command_line_exits_2_in_one_line(capsys):
         evaluate.main(["ckpt", "--out", "r.json", "--metrics", "vgg"])
     assert exit_info.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_an_unwritable_results_path_is_a_one_line_error(run_dir, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    argv = [str(run_dir), "--out", str(blocker / "results.json"), "--num-samples", "16",
+            "--reference-samples", "50", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    assert evaluate.main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "error" in err

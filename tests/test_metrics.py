@@ -205,7 +205,9 @@ def test_offline_features_are_deterministic_and_seeded():
     assert out.shape == (16, net.dim) and out.dtype == torch.float32
     assert torch.equal(out, net(images)["features"])
     assert torch.equal(out, RandomConvFeatures()(images)["features"])
-    assert not torch.allclose(out, RandomConvFeatures(seed=1)(images)["features"])
+    other = RandomConvFeatures(seed=1)
+    assert not torch.allclose(out, other(images)["features"])
+    assert net.name.startswith("random-conv-seed0-r32-") and other.name != net.name
     assert list(net.parameters()) == []  # nothing to train, nothing to load
     assert RandomConvFeatures(resolution=16)(images)["features"].shape == (16, 128 + 4 * 2 * 2)
 

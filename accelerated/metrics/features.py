@@ -19,6 +19,7 @@ Each extractor is an `nn.Module` mapping images (B, 3, H, W) in $[-1, 1]$ to a d
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 from pathlib import Path
@@ -61,8 +62,10 @@ class RandomConvFeatures(nn.Module):
       (4 x 4 at resolution 32, 64 numbers): where things are, which the spatial means ignore.
 
     192 numbers in all (`dim`). All weights are buffers: the module has no parameters, and the
-    same `seed` gives the same network on every machine (the CPU generator is portable). `name`
-    identifies the network (seed and resolution) for caches of reference statistics.
+    same `seed` gives the same network wherever PyTorch's CPU generator gives the same numbers
+    (it has been stable across versions and platforms). `name` identifies the network by seed,
+    resolution and a checksum of the weights, so cached reference statistics can never be
+    reused with different weights.
     """
 
     WIDTHS = (32, 32, 64)
@@ -84,7 +87,9 @@ class RandomConvFeatures(nn.Module):
         self.register_buffer("layout", projection / math.sqrt(in_channels))
         grid = resolution // 2 ** len(self.WIDTHS)
         self.dim = sum(self.WIDTHS) + self.LAYOUT_CHANNELS * grid * grid
-        self.name = f"random-conv-v1-seed{seed}-r{resolution}"
+        weights = b"".join(b.numpy().tobytes() for b in self.buffers())
+        checksum = hashlib.sha256(weights).hexdigest()[:8]
+        self.name = f"random-conv-seed{seed}-r{resolution}-{checksum}"
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
