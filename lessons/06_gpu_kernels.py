@@ -1,0 +1,229 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 6: what the GPU kernels save
+#
+# The readable attention of lesson 1 builds the whole $N \times N_k$ matrix $\beta$ and keeps it
+# for the backward pass. On a 64x64 feature map at batch 256 that is gigabytes per layer. A
+# *fused* kernel computes the same output without ever storing $\beta$. This lesson does the
+# arithmetic from the shapes alone, measures the saving on a CPU where PyTorch allows it, and
+# reads the project's CUDA kernel.
+#
+# **What needs a GPU**: running the CuPy kernels (`accelerated/kernels/`), and every timing and
+# peak-memory figure on a GPU (`python -m accelerated.bench`, see the *Performance* page).
+# Everything below runs on a CPU.
+
+# %%
+import torch
+import torch.nn.functional as F
+
+from accelerated.backend import kernel_for
+from accelerated.ops import self_attention
+from reference.attention import attention_dims
+
+_ = torch.manual_seed(0)
+GiB = 2**30
+
+# %% [markdown]
+# ## The shapes
+#
+# With the attention at 64x64 (BigGAN-PyTorch's and StudioGAN's placement, 128x128 images), the
+# official block has $N = 4096$ queries and $N_k = N/4 = 1024$ pooled keys per image. The head
+# sizes follow from the channels at that resolution: $C = 128$ in G and $C = 64$ in D.
+
+# %%
+B = 256
+N = 64 * 64
+N_k = N // 4
+blocks = {"G": 128, "D": 64}  # channels at 64x64 in the 128x128 model (g_ch = d_ch = 64)
+for net, C in blocks.items():
+    c_qk, c_v, pool = attention_dims(C, "official")
+    print(f"{net}: C = {C}, query/key size {c_qk}, value size {c_v}, pooled keys: {pool}")
+
+# %% [markdown]
+# ## Memory: the matrix nobody needs to keep
+#
+# The plain path stores, per attention layer and for the backward pass, the $B \times N \times
+# N_k$ matrix $\beta$ (the softmax's output, needed by both its own backward and that of
+# $\beta h$). A fused kernel keeps only its output $o$ ($B \times N \times c_v$) and one number
+# per query, the log-sum-exp $\log \sum_i e^{s_{ij}}$, and recomputes $\beta$ tile by tile in the
+# backward pass.
+
+
+# %%
+def attention_memory(B, N, N_k, c_v, bytes_per_value):
+    """Bytes kept for the backward pass: the plain path's beta vs a fused kernel's o and LSE."""
+    plain = B * N * N_k * bytes_per_value
+    fused = B * N * c_v * bytes_per_value + B * N * 4  # o, and the LSE in float32
+    return plain, fused
+
+
+print(f"{'':4s} {'dtype':9s} {'beta (plain)':>13s} {'o + LSE (fused)':>16s} {'ratio':>6s}")
+for net, C in blocks.items():
+    _, c_v, _ = attention_dims(C, "official")
+    for dtype, size in (("float32", 4), ("bfloat16", 2)):
+        plain, fused = attention_memory(B, N, N_k, c_v, size)
+        print(f"{net:4s} {dtype:9s} {plain / GiB:10.2f} GiB {fused / GiB:13.3f} GiB "
+              f"{plain / fused:6.0f}x")  # fmt: skip
+
+plain_bf16, _ = attention_memory(B, N, N_k, 64, 2)
+assert plain_bf16 == 2 * GiB  # 256 * 4096 * 1024 values of 2 bytes
+
+# %% [markdown]
+# Two gigabytes per layer and per pass in bfloat16, four in float32; and a training iteration
+# runs D's attention on real and generated images and G's attention twice (for the D step and
+# the G step). A fused kernel keeps 16 to 30 times less: about a tenth of a gigabyte.
+#
+# ## Measured on a CPU: what autograd keeps
+#
+# PyTorch can show what it saves for the backward pass (`saved_tensors_hooks`). We compare the
+# plain path with `scaled_dot_product_attention` (SDPA), PyTorch's fused attention, at a size a
+# CPU handles. One catch: PyTorch's fused CPU kernel (like its flash backend on GPUs) needs the
+# same head size for queries, keys *and* values. SAGAN's official block has values 4 times wider
+# than keys, so we measure with equal sizes first, then with SAGAN's.
+
+
+# %%
+def saved_bytes(fn):
+    """Bytes of distinct storage autograd keeps for the backward pass of fn()."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storages.values())
+
+
+def plain(q, k, v):
+    return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v  # stores beta
+
+
+def fused(q, k, v):
+    return F.scaled_dot_product_attention(q, k, v, scale=1.0)  # SAGAN: no 1/sqrt(d)
+
+
+b, n, n_k = 4, 32 * 32, 16 * 16  # 32x32 maps, pooled keys
+MiB = 2**20
+print(f"beta alone: {b * n * n_k * 4 / MiB:.2f} MiB")
+for d_qk, d_v in ((16, 16), (16, 64)):
+    q = torch.randn(b, 1, n, d_qk, requires_grad=True)
+    k = torch.randn(b, 1, n_k, d_qk, requires_grad=True)
+    v = torch.randn(b, 1, n_k, d_v, requires_grad=True)
+    assert torch.allclose(plain(q, k, v), fused(q, k, v), atol=1e-5)
+    kept_plain = saved_bytes(lambda q=q, k=k, v=v: plain(q, k, v))
+    kept_fused = saved_bytes(lambda q=q, k=k, v=v: fused(q, k, v))
+    print(f"d_qk={d_qk}, d_v={d_v}: plain keeps {kept_plain / MiB:.2f} MiB, "
+          f"SDPA keeps {kept_fused / MiB:.2f} MiB")  # fmt: skip
+    if d_qk == d_v:
+        assert kept_fused < kept_plain / 4
+
+# %% [markdown]
+# With equal head sizes the fused CPU kernel keeps a fraction of the plain path's memory. With
+# SAGAN's head sizes PyTorch falls back to its plain "math" path on this CPU, and keeps $\beta$
+# all the same. On a GPU, PyTorch's memory-efficient and cuDNN backends accept $d_{qk} \ne d_v$
+# (flash does not); the project's own CUDA kernel is written for these small, unequal heads.
+#
+# ## Compute: exponentials, not matrix products
+#
+# Per image, the two matrix products of attention cost $2 N N_k (c_{qk} + c_v)$ floating-point
+# operations, and the softmax takes $N N_k$ exponentials. At SAGAN's tiny head sizes that is
+# few multiply-adds per exponential. An H100 SXM does about 989 TFLOP/s of bfloat16 matrix
+# products, but only about 3.9 T exponentials/s on its special-function units (the figures the
+# FlashAttention-3 paper, Shah et al. 2024, works with):
+
+# %%
+MATMUL_FLOPS = 989e12  # H100 SXM, dense bfloat16
+EXP_PER_S = 3.9e12  # H100 SXM, special-function units
+print(f"{'':4s} {'matmul time':>12s} {'exp time':>10s}   per attention layer, forward, B = {B}")
+for net, C in blocks.items():
+    c_qk, c_v, _ = attention_dims(C, "official")
+    t_matmul = 2 * B * N * N_k * (c_qk + c_v) / MATMUL_FLOPS
+    t_exp = B * N * N_k / EXP_PER_S
+    print(f"{net:4s} {t_matmul * 1e3:9.2f} ms {t_exp * 1e3:7.2f} ms")
+    assert t_exp > t_matmul  # at these head sizes the exponentials bound the kernel
+
+# %% [markdown]
+# These are lower bounds from peak rates, not measurements: they say what a good kernel should
+# optimise (the exponentials, and reading $q, k, v$ once), and the GPU benchmarks say how close
+# the kernels come.
+#
+# ## How the project's kernel works
+#
+# `accelerated/kernels/attention.cu` (shown next to eqs. (1)-(2) on the *Equations and code*
+# page) gives each thread one query $j$. The keys and values come in tiles through shared memory;
+# for each tile the thread computes its scores $s_{ij}$, and keeps three running quantities: the
+# maximum score $m$ so far, the sum $\ell = \sum_i e^{s_{ij} - m}$, and the weighted sum of values
+# $a = \sum_i e^{s_{ij} - m}\, h(x_i)$. When a tile raises the maximum to $m'$, both sums are
+# rescaled by $e^{m - m'}$ (the "online softmax"). At the end, $o_j = a / \ell$ and
+# $\log \sum_i e^{s_{ij}} = m + \log \ell$ is stored for the backward pass, which recomputes each
+# $\beta_{j,i} = e^{s_{ij} - \mathrm{LSE}_j}$ as it needs it. Here is the same computation in a
+# few lines of PyTorch, checked against the plain path:
+
+
+# %%
+def online_softmax_attention(q, k, v, tile=64):
+    """o = softmax(q k^T) v, one tile of keys at a time, never holding more than (n, tile)."""
+    m = torch.full(q.shape[:-1], float("-inf"))  # running max of the scores, per query
+    ell = torch.zeros(q.shape[:-1])  # running sum of exp(s - m)
+    acc = torch.zeros(*q.shape[:-1], v.shape[-1])  # running sum of exp(s - m) v
+    for start in range(0, k.shape[-2], tile):
+        s = q @ k[..., start : start + tile, :].transpose(-1, -2)  # (..., n, tile)
+        m_new = torch.maximum(m, s.amax(dim=-1))
+        rescale = torch.exp(m - m_new)  # the old sums were relative to the old maximum
+        p = torch.exp(s - m_new[..., None])
+        ell = ell * rescale + p.sum(dim=-1)
+        acc = acc * rescale[..., None] + p @ v[..., start : start + tile, :]
+        m = m_new
+    return acc / ell[..., None], m + torch.log(ell)  # o, and the LSE for the backward
+
+
+with torch.no_grad():
+    o, lse = online_softmax_attention(q, k, v)
+    assert torch.allclose(o, plain(q, k, v), atol=1e-5)
+    assert torch.allclose(lse, torch.logsumexp(q @ k.transpose(-1, -2), dim=-1), atol=1e-4)
+print("online softmax == plain attention; it never held the (n, n_k) matrix")
+
+# %% [markdown]
+# ## Kernel or plain PyTorch: one place decides
+#
+# Every op asks `accelerated.backend.kernel_for` first. On CPU tensors the answer is always
+# `None`, and the readable PyTorch path runs: the code the tests compare with the NumPy reference.
+
+# %%
+x = torch.randn(2, 64, 16, 16)
+c_qk, c_v, pool = attention_dims(64, "official")
+weights = [torch.randn(c_qk, 64), torch.randn(c_qk, 64), torch.randn(c_v, 64), torch.randn(64, c_v)]
+print("kernel for CPU tensors:", kernel_for("self_attention", x, *weights))
+print("CUDA available here:", torch.cuda.is_available())
+y = self_attention(x, *[w / 8 for w in weights], 0.5, pool=pool)
+assert kernel_for("self_attention", x, *weights) is None and y.shape == x.shape
+
+# %% [markdown]
+# On a CUDA machine with CuPy installed (`pip install -e ".[cuda13]"`), the same call runs the
+# fused kernel. To measure it, `python -m accelerated.bench attention` times the plain path,
+# each SDPA backend and the kernel at the shapes above, forward and backward, with peak memory.
+#
+# ## Exercise
+#
+# The paper's block (no pooling, values of $C/8$) at 64x64 in G: how many bytes does $\beta$ take
+# at batch 256 in bfloat16? Compute it, then check.
+
+# %%
+_, c_v_paper, pool_paper = attention_dims(128, "paper")
+beta_paper, _ = attention_memory(B, N, N if not pool_paper else N // 4, c_v_paper, 2)
+print(f"paper block: {beta_paper / GiB:.0f} GiB")
+assert beta_paper == 8 * GiB
