@@ -16,11 +16,16 @@ import pytest
 import torch
 
 from accelerated.kernels import attention
-from accelerated.kernels.cupy_module import KERNEL_DIR, compile_options, kernel_source
+from accelerated.kernels.cupy_module import (
+    KERNEL_DIR,
+    compile_options,
+    kernel_source,
+    nvrtc_options,
+)
 from accelerated.ops import attention_dims
 
 NVCC = shutil.which("nvcc")
-pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc (CUDA toolkit) is not installed")
+needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc (CUDA toolkit) is not installed")
 
 ARCHS = ("sm_80", "sm_90")
 PLAIN_KERNELS = {
@@ -64,6 +69,7 @@ def entries(ptx: str) -> list[str]:
     return re.findall(r"\.entry\s+(\w+)\(", ptx)
 
 
+@needs_nvcc
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 def test_attention_compiles_for_the_models_head_sizes(arch, dtype, tmp_path):
@@ -79,6 +85,7 @@ def test_attention_compiles_for_the_models_head_sizes(arch, dtype, tmp_path):
         assert count == len(model_head_sizes()), (kernel, found)
 
 
+@needs_nvcc
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("source", sorted(PLAIN_KERNELS))
 def test_plain_kernels_compile(source, arch, tmp_path):
@@ -98,6 +105,7 @@ def test_model_head_sizes_are_the_papers_and_official_ones():
     assert model_head_sizes() == [(8, 8), (8, 32), (16, 16), (16, 64), (32, 32), (32, 128)]
 
 
+@needs_nvcc
 @pytest.mark.slow
 def test_every_attention_instantiation_assembles_for_sm90(tmp_path):
     """All head-size pairs `fused_attention` may compile, through ptxas (--cubin); float32
@@ -105,3 +113,33 @@ def test_every_attention_instantiation_assembles_for_sm90(tmp_path):
     instances = attention.instantiations(torch.float32)
     code, log, _ = nvcc(attention.SOURCE, instances, torch.float32, "sm_90", tmp_path, "--cubin")
     assert code == 0, log
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_nvrtc_compiles_the_sources_as_cupy_does(dtype):
+    """Where CuPy is installed (no GPU needed): NVRTC itself, with the options and name
+    expressions `cupy_module` gives it, and CuPy's own -ftz=true."""
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+
+        nvrtc.getVersion()
+    except Exception as error:
+        pytest.skip(f"CuPy's NVRTC is not available here: {error}")
+    jobs = [(attention.SOURCE, attention.instantiations(dtype, model_head_sizes()))]
+    if dtype == torch.float32:
+        jobs += [(source, []) for source in sorted(PLAIN_KERNELS)]
+    for source, names in jobs:
+        for arch in ("compute_80", "compute_90"):
+            program = nvrtc.createProgram(kernel_source(source), source, (), ())
+            try:
+                for name in names:
+                    nvrtc.addNameExpression(program, name)
+                options = (*nvrtc_options(dtype), "-ftz=true", f"--gpu-architecture={arch}")
+                try:
+                    nvrtc.compileProgram(program, options)
+                except nvrtc.NVRTCError:
+                    pytest.fail(f"{source} ({arch}): {nvrtc.getProgramLog(program)}")
+                for name in names:
+                    assert nvrtc.getLoweredName(program, name).startswith("_Z"), name
+            finally:
+                nvrtc.destroyProgram(program)

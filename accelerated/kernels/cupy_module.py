@@ -52,6 +52,23 @@ def _header(filename: str) -> str:
 
 
 @functools.cache
+def nvrtc_options(dtype: torch.dtype = torch.float32) -> tuple[str, ...]:
+    """`compile_options`, plus for bfloat16 the CUDA headers' folder where `cuda.pathfinder`
+    (a CuPy 14 dependency) finds one, e.g. from `pip install 'cupy-cuda13x[ctk]'`. CuPy may add
+    it as well; naming it twice does no harm, missing it fails on `#include <cuda_bf16.h>`."""
+    options = compile_options(dtype)
+    if dtype != torch.bfloat16:
+        return options
+    try:
+        from cuda.pathfinder import find_nvidia_header_directory
+
+        directory = find_nvidia_header_directory("cudart")
+    except Exception:  # no pathfinder, or it found nothing: leave it to CuPy's own search
+        directory = None
+    return (*options, f"-I{directory}") if directory else options
+
+
+@functools.cache
 def _module(filename: str, options: tuple[str, ...], name_expressions: tuple[str, ...] | None):
     import cupy
 
@@ -74,7 +91,7 @@ def get_kernel(filename: str, name: str, dtype: torch.dtype = torch.float32):
     """The compiled kernel `name` of `filename` (a plain or a template name, e.g.
     `attention_forward<float, 16, 64>`), compiled once per process and cached."""
     templated = "<" in name
-    module = _module(filename, compile_options(dtype), (name,) if templated else None)
+    module = _module(filename, nvrtc_options(dtype), (name,) if templated else None)
     return module.get_function(name)
 
 
