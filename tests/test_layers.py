@@ -79,11 +79,11 @@ def sn_layers(draw):
     return kind, module, draw(st.integers(0, 2**32 - 1))
 
 
-def layer_input(kind, module, rng):
+def layer_input(kind, module, rng, dtype):
     if kind == "conv":
-        return rng.normal(size=(2, module.in_channels, 5, 5))
+        return rounded(rng.normal(size=(2, module.in_channels, 5, 5)), dtype)
     if kind == "linear":
-        return rng.normal(size=(3, module.in_features))
+        return rounded(rng.normal(size=(3, module.in_features)), dtype)
     return rng.integers(0, module.num_embeddings, size=5)
 
 
@@ -119,7 +119,7 @@ def test_sn_layers_in_train_mode_take_one_power_step(device, dtype, layer):
     rng = np.random.default_rng(seed)
     module = module.to(device=device, dtype=dtype).train()
     W, _, v0 = load_random_state(module, rng, dtype)
-    x = layer_input(kind, module, rng)
+    x = layer_input(kind, module, rng, dtype)
     out = module(as_input(kind, x, device, dtype))
     W_sn, u1, v1 = torch_order_step(W, v0)
     state = module.parametrizations.weight[0]
@@ -139,7 +139,7 @@ def test_sn_layers_in_eval_mode_use_the_stored_vectors(device, dtype, layer):
     W_sn, _, u, v = ref_sn.spectral_norm(W, unit(rng, W.shape[0]), n_steps=3)
     u, v = rounded(u, dtype), rounded(v, dtype)  # moves sigma by ~ the dtype's roundoff
     set_sn_state(module, W, u, v)
-    x = layer_input(kind, module, rng)
+    x = layer_input(kind, module, rng, dtype)
     out = module(as_input(kind, x, device, dtype))
     state = module.parametrizations.weight[0]
     assert torch.equal(state._u.cpu(), torch.tensor(u, dtype=dtype))  # nothing iterated
@@ -163,7 +163,9 @@ def load_attention(layer, rng, dtype, gamma):
     for name in ATTENTION_MAPS:
         shape = getattr(layer, name).parametrizations.weight.original.shape  # (out, in, 1, 1)
         W = rounded(rng.normal(size=shape) / np.sqrt(shape[1]), dtype)
-        u, v = rounded(unit(rng, shape[0]), dtype), rounded(unit(rng, shape[1]), dtype)
+        # vectors as after some training steps (random ones could make u^T W v nearly 0)
+        _, _, u, v = ref_sn.spectral_norm(W, unit(rng, shape[0]), n_steps=3)
+        u, v = rounded(u, dtype), rounded(v, dtype)
         set_sn_state(getattr(layer, name), W, u, v)
         state[name] = (W, u, v)
     with torch.no_grad():
