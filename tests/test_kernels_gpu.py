@@ -45,18 +45,29 @@ def random_qkv(B, N, N_k, d_qk, d_v, scale, seed, dtype=torch.float32):
     return q.to(dtype), k.to(dtype), v.to(dtype), grad_o.to(dtype)
 
 
-def check_against_float64(q, k, v, grad_o, rtol, atol):
+def assert_close_normwise(got, want, tol, name):
+    """max |got - want| <= tol * max(1, max |want|): float32 rounding of the scores grows with
+    their size, and gradient entries near 0 come from cancelling sums of large terms, so an
+    entrywise relative check would flag rounding; a wrong row or tile is still off by O(1)."""
+    assert got.shape == want.shape, name
+    error = (got.double() - want).abs().max().item()
+    scale = max(1.0, want.abs().max().item())
+    assert error <= tol * scale, f"{name}: max error {error:.3g} > {tol} * {scale:.3g}"
+
+
+def check_against_float64(q, k, v, grad_o, tol):
     """fused_attention's output and gradients vs autograd of the definition in float64."""
     q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
     q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
     o = attention.fused_attention(q, k, v)
     expected = softmax_attention(q64, k64, v64)
-    assert o.dtype == q.dtype and o.shape == expected.shape
-    torch.testing.assert_close(o.double(), expected, rtol=rtol, atol=atol)
+    assert o.dtype == q.dtype
+    assert_close_normwise(o, expected, tol, "o")
     grads = torch.autograd.grad(o, (q, k, v), grad_o)
     expected_grads = torch.autograd.grad(expected, (q64, k64, v64), grad_o.double())
     for name, got, want in zip("qkv", grads, expected_grads, strict=True):
-        torch.testing.assert_close(got.double(), want, rtol=rtol, atol=atol, msg=f"d{name}")
+        assert got.dtype == q.dtype
+        assert_close_normwise(got, want, tol, f"d{name}")
 
 
 @given(
@@ -70,7 +81,7 @@ def check_against_float64(q, k, v, grad_o, rtol, atol):
 )
 def test_attention_float32_values_and_gradients(B, N, N_k, d_qk, d_v, scale, seed):
     q, k, v, grad_o = random_qkv(B, N, N_k, d_qk, d_v, scale, seed)
-    check_against_float64(q, k, v, grad_o, rtol=1e-4, atol=1e-4)
+    check_against_float64(q, k, v, grad_o, tol=2e-4)
 
 
 @given(
@@ -82,7 +93,7 @@ def test_attention_float32_values_and_gradients(B, N, N_k, d_qk, d_v, scale, see
 def test_attention_bfloat16_values_and_gradients(N, N_k, sizes, seed):
     q, k, v, grad_o = random_qkv(2, N, N_k, *sizes, 0.5, seed, dtype=torch.bfloat16)
     # float32 accumulation; the error is bfloat16 rounding of the stored outputs and gradients
-    check_against_float64(q, k, v, grad_o, rtol=3e-2, atol=3e-2)
+    check_against_float64(q, k, v, grad_o, tol=3e-2)
 
 
 @pytest.mark.parametrize(
@@ -96,7 +107,7 @@ def test_attention_bfloat16_values_and_gradients(N, N_k, sizes, seed):
 )
 def test_attention_awkward_sizes(B, N, N_k, d_qk, d_v):
     q, k, v, grad_o = random_qkv(B, N, N_k, d_qk, d_v, 1.0, seed=B + N)
-    check_against_float64(q, k, v, grad_o, rtol=1e-4, atol=1e-4)
+    check_against_float64(q, k, v, grad_o, tol=2e-4)
 
 
 def test_attention_non_contiguous_inputs():
@@ -104,7 +115,7 @@ def test_attention_non_contiguous_inputs():
     # the same values, laid out channel-first and read through transposed views
     q_t, k_t, v_t = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v))
     assert not q_t.is_contiguous()
-    check_against_float64(q_t, k_t, v_t, grad_o, rtol=1e-4, atol=1e-4)
+    check_against_float64(q_t, k_t, v_t, grad_o, tol=2e-4)
     # and every other key of a larger tensor
     k_big = torch.repeat_interleave(k, 2, dim=1)[:, ::2]
     assert not k_big.is_contiguous()
