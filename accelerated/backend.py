@@ -1,11 +1,11 @@
 r"""One place decides whether an op runs a hand-written CuPy kernel or plain PyTorch.
 
-Every op in `accelerated.ops` starts with
+Every op in `accelerated.ops` asks before its PyTorch path:
 
 ```python
-kernel = kernel_for("self_attention", x, W_f, ...)
+kernel = kernel_for("hinge_loss_generator", d_fake)
 if kernel is not None:
-    return kernel(x, W_f, ...)
+    return kernel(d_fake)
 # ... the readable PyTorch path
 ```
 
@@ -13,19 +13,24 @@ if kernel is not None:
 
 1. the backend is not forced to `"torch"` (by `force_backend` or the `SAGAN_BACKEND`
    environment variable);
-2. every tensor argument lives on a CUDA device (so on CPU the answer is always `None`);
+2. every tensor argument lives on a CUDA device (so on CPU the answer is always `None`) and has
+   a dtype the op's kernel takes (`KERNEL_DTYPES`);
 3. CuPy imports, and a kernel is registered under that op name.
 
-Kernels register themselves with `register_kernel(op_name, fn)` from their own module; the
-first CUDA call imports `accelerated.kernels` (when it exists and CuPy is present) so that its
-registrations happen. A kernel takes the same arguments as the op it replaces and returns the
-same thing, except `"power_iteration_batched"`, which iterates M matrices at once:
-`fn(W (M, m, n), u (M, m), n_steps, eps) -> (sigma (M,), u (M, m), v (M, n))`
-(`accelerated.ops.power_iteration` calls it with M = 1).
+Kernels register themselves with `register_kernel(op_name, fn)` (`accelerated.kernels` does so
+at import where CuPy and a GPU are present); the first CUDA call imports that package so that
+its registrations happen. What each op hands its kernel:
 
-Forcing `"cupy"` says "a kernel or an error": it raises `RuntimeError` where no kernel can run
-(no CUDA device, no CuPy, CPU tensors, or nothing registered for the op) instead of quietly
-measuring the PyTorch path.
+- `self_attention`: `fn(q (B, N, d_qk), k (B, N_k, d_qk), v (B, N_k, d_v)) -> (B, N, d_v)`,
+  eq. (1) and eq. (2)'s sum over keys, differentiable; float32 or bfloat16;
+- `power_iteration_batched`: `fn(W (M, m, n), u (M, m), n_steps, eps)`
+  `-> (sigma (M,), u (M, m), v (M, n))`, no gradient; float32;
+- `hinge_loss_discriminator`: `fn(d_real, d_fake) -> L_D`, as the op; float32;
+- `hinge_loss_generator`: `fn(d_fake) -> L_G`, as the op; float32.
+
+Forcing `"cupy"` says "a kernel or an error": `kernel_for` raises `RuntimeError` where no kernel
+can run (no CUDA device, no CuPy, CPU tensors, another dtype, nothing registered) instead of
+quietly measuring the PyTorch path.
 """
 
 import contextvars
@@ -37,14 +42,14 @@ from contextlib import contextmanager
 
 import torch
 
-OP_NAMES = frozenset(
-    {
-        "self_attention",
-        "power_iteration_batched",
-        "hinge_loss_discriminator",
-        "hinge_loss_generator",
-    }
-)
+# The dtypes each op's kernel takes (the list above).
+KERNEL_DTYPES = {
+    "self_attention": (torch.float32, torch.bfloat16),
+    "power_iteration_batched": (torch.float32,),
+    "hinge_loss_discriminator": (torch.float32,),
+    "hinge_loss_generator": (torch.float32,),
+}
+OP_NAMES = frozenset(KERNEL_DTYPES)
 BACKENDS = ("torch", "cupy")
 ENV_VAR = "SAGAN_BACKEND"
 KERNELS_MODULE = "accelerated.kernels"
@@ -72,10 +77,19 @@ def cupy_usable() -> bool:
     return torch.cuda.is_available() and importlib.util.find_spec("cupy") is not None
 
 
+def _only_tensors(args) -> list[torch.Tensor]:
+    return [t for t in args if isinstance(t, torch.Tensor)]
+
+
 def all_cuda(tensors) -> bool:
     """True when every tensor argument is on a CUDA device (non-tensors are ignored)."""
-    found = [t for t in tensors if isinstance(t, torch.Tensor)]
+    found = _only_tensors(tensors)
     return bool(found) and all(t.is_cuda for t in found)
+
+
+def kernel_dtypes(op_name: str, tensors) -> bool:
+    """True when every tensor argument has a dtype that `op_name`'s kernel takes."""
+    return all(t.dtype in KERNEL_DTYPES[op_name] for t in _only_tensors(tensors))
 
 
 def requested_backend() -> str | None:
@@ -134,14 +148,19 @@ def kernel_for(op_name: str, *tensors) -> Callable | None:
     backend = requested_backend()
     if backend == "torch":
         return None
-    if backend is None and not (all_cuda(tensors) and cupy_usable()):
+    runnable = all_cuda(tensors) and kernel_dtypes(op_name, tensors)
+    if backend is None and not (runnable and cupy_usable()):
         return None
     if backend == "cupy":
         _require_cupy()
-        if not all_cuda(tensors):
+        if not runnable:
+            allowed = " or ".join(str(d) for d in KERNEL_DTYPES[op_name])
+            got = ", ".join(
+                f"{t.dtype} on {t.device}" for t in tensors if isinstance(t, torch.Tensor)
+            )
             raise RuntimeError(
-                f"backend 'cupy' was forced but {op_name} got tensors that are not all on a "
-                "CUDA device: move them with .cuda() or force 'torch'"
+                f"backend 'cupy' was forced but the {op_name!r} kernel takes CUDA tensors of "
+                f"{allowed}, got {got}: move and cast them, or force 'torch'"
             )
     _load_kernels()
     kernel = _kernels.get(op_name)

@@ -13,11 +13,11 @@ No $1/\sqrt{d}$ scaling of the scores. With `pool=True` (the official code) the 
 values $h(x)$ are 2x2 max-pooled (stride 2) after their 1x1 convolution, so there are
 $N_k = N/4$ keys. Positions are flattened row-major, $n = hW + w$, as in `reference.attention`.
 
-On CUDA, without `return_attention`, eqs. (1)-(2)'s sum run fused in
-`torch.nn.functional.scaled_dot_product_attention` (with `scale=1.0`), which never stores the
-$N \times N_k$ matrix; everywhere else the readable path below runs, and that is the one the
-tests compare with the NumPy reference. A registered CuPy kernel (see `accelerated.backend`)
-takes precedence over both on CUDA.
+On CUDA, without `return_attention`, eq. (1) and eq. (2)'s sum over keys run fused, never
+storing the $N \times N_k$ matrix: in the registered CuPy kernel where `accelerated.backend`
+picks one, else in `torch.nn.functional.scaled_dot_product_attention` (with `scale=1.0`).
+Everywhere else (CPU, or when beta is asked for) the readable path below runs, and that is the
+one the tests compare with the NumPy reference on CPU.
 """
 
 import torch
@@ -66,6 +66,12 @@ def _tokens(feature_map: torch.Tensor) -> torch.Tensor:
     return feature_map.flatten(2).transpose(1, 2)
 
 
+def _sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """sum_i softmax_i(q_j . k_i) v_i by PyTorch's fused attention, without 1/sqrt(d) scaling."""
+    heads = F.scaled_dot_product_attention(query[:, None], key[:, None], value[:, None], scale=1.0)
+    return heads[:, 0]  # (B, 1, N, c_v) -> (B, N, c_v)
+
+
 def self_attention(x, W_f, W_g, W_h, W_v, gamma, pool=False, return_attention=False):
     r"""$y = \gamma\, o + x$ for x (B, C, H, W); returns y, or (y, beta) with `return_attention`.
 
@@ -74,9 +80,6 @@ def self_attention(x, W_f, W_g, W_h, W_v, gamma, pool=False, return_attention=Fa
     of key i for query j; its rows sum to 1.
     """
     _check_shapes(x, W_f, W_g, W_h, W_v, gamma, pool)
-    kernel = kernel_for("self_attention", x, W_f, W_g, W_h, W_v)
-    if kernel is not None:
-        return kernel(x, W_f, W_g, W_h, W_v, gamma, pool=pool, return_attention=return_attention)
     B, C, H, W = x.shape
     keys = _conv1x1(W_f, x)  # f(x): (B, c_qk, H, W)
     values = _conv1x1(W_h, x)  # h(x): (B, c_v, H, W)
@@ -86,12 +89,14 @@ def self_attention(x, W_f, W_g, W_h, W_v, gamma, pool=False, return_attention=Fa
     query = _tokens(_conv1x1(W_g, x))  # g(x_j): (B, N, c_qk)
     key = _tokens(keys)  # f(x_i): (B, N_k, c_qk)
     value = _tokens(values)  # h(x_i): (B, N_k, c_v)
-    if x.is_cuda and not return_attention:
-        # Fast path: eq. (1) fused into eq. (2) (flash-style), beta never stored
-        context = F.scaled_dot_product_attention(
-            query[:, None], key[:, None], value[:, None], scale=1.0
-        )  # (B, 1, N, c_v)
-        o = context[:, 0] @ W_v.T  # (B, N, C)
+    fused = None
+    if not return_attention:  # no fused path returns beta
+        fused = kernel_for("self_attention", query, key, value)
+        if fused is None and x.is_cuda:
+            fused = _sdpa
+    if fused is not None:
+        # Fast path: eq. (1) fused into eq. (2)'s sum, beta never stored
+        o = fused(query, key, value) @ W_v.T  # (B, N, c_v) -> (B, N, C)
     else:
         # --8<-- [start:eq1-scores]
         # s_ij = f(x_i)^T g(x_j), stored as s[b, j, i]: row j = query, column i = key
