@@ -84,7 +84,8 @@ def test_many_steps_reach_the_largest_singular_value():
         (torch.randn(4, 3), torch.randn(3), 1, r"u must have shape \(4,\)"),
         (torch.randn(4, 3), torch.randn(4, 1), 1, r"u must have shape \(4,\)"),
         (torch.randn(4, 3), torch.randn(4), 0, "n_steps must be at least 1"),
-        (torch.randn(0, 3), torch.randn(0), 1, "W must be a non-empty"),
+        (torch.randn(0, 3), torch.randn(0), 1, "W is empty"),
+        (torch.randn(4), torch.randn(4), 1, "W must have at least 2 dimensions"),
     ],
 )
 def test_bad_input_raises_one_clear_error(W, u, n_steps, message):

@@ -25,8 +25,13 @@ from accelerated.backend import kernel_for
 
 
 def _check(W: torch.Tensor, u: torch.Tensor, n_steps: int) -> None:
-    if W.dim() < 1 or W.numel() == 0:
-        raise ValueError(f"W must be a non-empty tensor, got shape {tuple(W.shape)}")
+    if W.dim() < 2:
+        raise ValueError(
+            f"W must have at least 2 dimensions (out, in, ...), got shape {tuple(W.shape)}; a "
+            "1-D weight's spectral norm is its Euclidean norm"
+        )
+    if W.numel() == 0:
+        raise ValueError(f"W is empty (shape {tuple(W.shape)}): every dimension must be at least 1")
     if tuple(u.shape) != (W.shape[0],):
         raise ValueError(
             f"u must have shape ({W.shape[0]},), one entry per row of W {tuple(W.shape)}, "
