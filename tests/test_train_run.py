@@ -107,3 +107,14 @@ def test_model_that_does_not_fit_the_data_is_refused(tmp_path, flag, capsys):
     assert run(tmp_path, flag, value) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("compile_", ["false", "true"])
+def test_cuda_run_with_bf16_channels_last_and_fused_adam(tmp_path, compile_):
+    assert run(tmp_path, "--run.device", "cuda", "--run.compile", compile_, "--run.steps", "3",
+               "--run.checkpoint_every", "3", "--run.sample_every", "3") == 0
+    state = checkpoint.load(tmp_path / "r" / "checkpoints" / "step-00000003.pt")
+    assert state["opt_G"]["param_groups"][0]["fused"] is True
+    assert all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
+    assert state["G"]["linear.parametrizations.weight.original"].dtype == torch.float32

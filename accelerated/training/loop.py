@@ -18,6 +18,7 @@ that cannot be written is reported and the previous one stays usable.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import signal
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from accelerated.config import TrainConfig, to_dict, to_toml
@@ -165,10 +167,23 @@ class Trainer:
 
     # -- one iteration -------------------------------------------------------------------------
 
-    def autocast(self):
-        if self.cuda and self.cfg.run.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def autocast(self, *modules: nn.Module):
+        """bfloat16 autocast on CUDA (when `run.bf16`), for one forward pass of `modules`.
+
+        Spectral norm is computed first, outside autocast, so its power iteration and sigma are
+        float32; `parametrize.cached()` then hands those weights to the bf16 forward."""
+        if not (self.cuda and self.cfg.run.bf16):
+            yield
+            return
+        with parametrize.cached():
+            for module in modules:
+                for sub in module.modules():
+                    if parametrize.is_parametrized(sub):
+                        for name in sub.parametrizations:
+                            getattr(sub, name)  # computes and caches W / sigma(W)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                yield
 
     def noise(self, purpose: int, index: int = 0):
         gen = noise_generator(self.ctx.device, self.cfg.run.seed, self.step, self.ctx.rank,
@@ -185,11 +200,11 @@ class Trainer:
 
     def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None, index: int):
         z, y_fake = self.noise(NOISE_D, index)
-        with torch.no_grad(), self.autocast():
+        with torch.no_grad(), self.autocast(self.G):
             fake = self.G_fake(z, y_fake)
         x = torch.cat([real, fake.to(real.dtype)]).contiguous(memory_format=self.memory_format)
         y = torch.cat([y_real, y_fake]) if y_fake is not None else None
-        with self.autocast():
+        with self.autocast(self.D):
             logits = self.D_train(x, y)  # (2B,): one pass on real and fake
         d_real, d_fake = logits.float().split(real.shape[0])
         loss = hinge_loss_discriminator(d_real, d_fake)
@@ -204,7 +219,7 @@ class Trainer:
         z, y = self.noise(NOISE_G)
         self.D.requires_grad_(False)  # gradients flow through D to G's images only
         try:
-            with self.autocast():
+            with self.autocast(self.G, self.D):
                 fake = self.G_train(z, y).contiguous(memory_format=self.memory_format)
                 logits = self.D_score(fake, y)
             loss = hinge_loss_generator(logits.float())
@@ -245,7 +260,8 @@ class Trainer:
 
     def generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Images of the sampling generator (its state is left untouched)."""
-        return generate(self.sampler(), z, y, autocast=self.autocast)
+        G = self.sampler()
+        return generate(G, z, y, autocast=functools.partial(self.autocast, G))
 
     def fixed_noise(self, purpose: int, n: int, classes: torch.Tensor | None):
         gen = noise_generator(self.ctx.device, self.cfg.run.seed, purpose)
