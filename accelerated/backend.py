@@ -22,7 +22,8 @@ at import where CuPy and a GPU are present); the first CUDA call imports that pa
 its registrations happen. What each op hands its kernel:
 
 - `self_attention`: `fn(q (B, N, d_qk), k (B, N_k, d_qk), v (B, N_k, d_v)) -> (B, N, d_v)`,
-  eq. (1) and eq. (2)'s sum over keys, differentiable; float32 or bfloat16;
+  eq. (1) and eq. (2)'s sum over keys, differentiable; float32 or bfloat16 (the op asks only
+  when the attention map beta is not requested: no kernel returns it);
 - `power_iteration_batched`: `fn(W (M, m, n), u (M, m), n_steps, eps)`
   `-> (sigma (M,), u (M, m), v (M, n))`, no gradient; float32;
 - `hinge_loss_discriminator`: `fn(d_real, d_fake) -> L_D`, as the op; float32;
