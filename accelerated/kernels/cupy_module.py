@@ -5,9 +5,10 @@ Three facts make CuPy kernels and PyTorch work together without copies or races:
 1. **Memory**: `cupy.from_dlpack(tensor)` wraps a CUDA tensor's memory as a CuPy array
    (zero-copy). bfloat16 tensors are passed as int16 views: a kernel only sees the address, and
    CuPy needs no bfloat16 dtype for that.
-2. **Stream**: PyTorch queues its work on `torch.cuda.current_stream()`; a kernel launched
-   inside `with torch_stream():` is queued on that same stream, so it runs after the PyTorch
-   work that produced its inputs and before the work that reads its outputs.
+2. **Stream**: PyTorch queues its work on `torch.cuda.current_stream()`. `launch` wraps that
+   stream as a CuPy stream and launches inside `with` it, so the kernel is queued on the same
+   stream: it runs after the PyTorch work that produced its inputs and before the work that
+   reads its outputs, and the caching allocator's reuse of freed memory stays safe.
 3. **Compilation**: `cupy.RawModule` compiles with NVRTC at first use and caches the binary
    on disk (`~/.cupy/kernel_cache`), keyed by the source text and options. The local header
    `common.cuh` is pasted into the source first, so an edited header is a new key too (an
@@ -114,14 +115,15 @@ def launch(kernel, grid: tuple[int, ...], block: tuple[int, ...], *args) -> None
 
     device = next(a.device for a in args if isinstance(a, torch.Tensor))
     index = torch.cuda.current_device() if device.index is None else device.index
-    handle = torch.cuda.current_stream(index).cuda_stream
-    with cupy.cuda.Device(index), _external_stream(cupy, handle, index):
+    torch_stream = torch.cuda.current_stream(index)
+    with cupy.cuda.Device(index), _cupy_stream(cupy, torch_stream, index):
         cupy_args = tuple(as_cupy(a) if isinstance(a, torch.Tensor) else a for a in args)
         kernel(grid, block, cupy_args)
 
 
-def _external_stream(cupy, handle: int, device_index: int):
-    """A CuPy stream object for a stream that PyTorch owns."""
-    if hasattr(cupy.cuda, "ExternalStream"):
-        return cupy.cuda.ExternalStream(handle, device_index)
-    return cupy.cuda.Stream.from_external(handle)  # newer CuPy
+def _cupy_stream(cupy, torch_stream: torch.cuda.Stream, device_index: int):
+    """CuPy's handle on a stream that PyTorch owns: `Stream.from_external` (CuPy 14+, the CUDA
+    stream protocol) where it exists, else the older `ExternalStream` (deprecated in CuPy 14)."""
+    if hasattr(cupy.cuda.Stream, "from_external") and hasattr(torch_stream, "__cuda_stream__"):
+        return cupy.cuda.Stream.from_external(torch_stream)
+    return cupy.cuda.ExternalStream(torch_stream.cuda_stream, device_index)
