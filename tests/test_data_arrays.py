@@ -131,8 +131,11 @@ def test_bench_measures_every_way_and_refuses_tiny_sets(tmp_path):
     from accelerated.data.bench import measure
 
     write(tmp_path, n=24)
+    threads = torch.get_num_threads()
     rates = measure(tmp_path, batch_size=8, workers=(0,), repeats=1)
-    assert list(rates) == ["raw memmap, slices", "raw memmap, shuffled", "DataLoader, workers=0"]
+    assert torch.get_num_threads() == threads
+    assert list(rates) == ["raw memmap, slices", "raw memmap, shuffled", "DataLoader, workers=0",
+                           "DataLoader, workers=0, 1 thread"]
     assert all(rate > 0 for rate in rates.values())
     with pytest.raises(ValueError, match="at least 48"):
         measure(tmp_path, batch_size=16)

@@ -9,7 +9,9 @@ batches of 256 (the SAGAN batch size):
   one operation: the most a loader could do on this machine;
 - `raw memmap, shuffled`: the same with random indices (a gather per batch);
 - `DataLoader, workers=W`: the `ArrayDataset` item by item through `torch.utils.data.DataLoader`,
-  as training uses it (timed from the first batch, so worker start-up is left out).
+  as training uses it (timed from the first batch, so worker start-up is left out);
+- `DataLoader, workers=0, 1 thread`: the same in this process with torch on one thread, as
+  each worker process runs: on a busy machine, collating a batch on several threads is slower.
 
 The files are read through the page cache (just written, so warm): the figures are the CPU cost of
 decoding and collating, not disk speed. Each is the best of `--repeats` passes over the data.
@@ -47,8 +49,12 @@ def machine() -> str:
 
 
 def _to_float(batch: np.ndarray) -> torch.Tensor:
-    # x = p / 127.5 - 1, (B, R, R, 3) uint8 -> (B, 3, R, R) float32
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+    """(B, R, R, 3) uint8 -> (B, 3, R, R) float32 in [-1, 1], converted as ArrayDataset does."""
+    x = batch.transpose(0, 3, 1, 2).astype(np.float32, order="C")
+    # x = p / 127.5 - 1
+    x /= 127.5
+    x -= 1
+    return torch.from_numpy(x)
 
 
 def raw_rate(images: np.ndarray, batch_size: int, shuffled: bool, seed: int = 0) -> float:
@@ -57,7 +63,7 @@ def raw_rate(images: np.ndarray, batch_size: int, shuffled: bool, seed: int = 0)
     start = time.perf_counter()
     for i in range(0, len(images), batch_size):
         rows = np.sort(order[i : i + batch_size]) if shuffled else slice(i, i + batch_size)
-        _to_float(np.array(images[rows]))  # a writable copy, as a loader makes
+        _to_float(images[rows])
     return len(images) / (time.perf_counter() - start)
 
 
@@ -85,7 +91,20 @@ def measure(folder, batch_size: int = 256, workers=(0, 2), repeats: int = 2) -> 
     }
     for w in workers:
         ways[f"DataLoader, workers={w}"] = lambda w=w: loader_rate(dataset, batch_size, w)
+    if 0 in workers:
+        ways["DataLoader, workers=0, 1 thread"] = lambda: one_thread(loader_rate, dataset,
+                                                                     batch_size, 0)
     return {name: max(way() for _ in range(repeats)) for name, way in ways.items()}
+
+
+def one_thread(function, *args):
+    """`function(*args)` with torch limited to one intra-op thread (as in a loader worker)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return function(*args)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def main(argv=None) -> int:
@@ -115,7 +134,7 @@ def main(argv=None) -> int:
         data = open_arrays(folder)
         print(f"{len(data)} images at {data.resolution}x{data.resolution}, batch {args.batch_size}")
         for name, rate in rates.items():
-            print(f"  {name:<24} {rate:>10,.0f} images/s")
+            print(f"  {name:<32} {rate:>10,.0f} images/s")
     return 0
 
 
