@@ -27,6 +27,7 @@
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -34,6 +35,9 @@ import numpy as np
 import torch
 
 from accelerated.data import builtin
+
+# tqdm.auto (the progress bar) warns in Jupyter without ipywidgets; the bar is off here anyway.
+warnings.filterwarnings("ignore", message="IProgress not found")
 from accelerated.train import main as train
 
 # %% [markdown]
