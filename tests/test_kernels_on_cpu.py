@@ -11,6 +11,7 @@ for races between the threads of a block (a missing __syncthreads).
 """
 
 import ctypes
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,6 +45,38 @@ def lib(tmp_path_factory):
     return ctypes.CDLL(str(out))
 
 
+@pytest.fixture(scope="module")
+def lib_bf16(tmp_path_factory):
+    """The same build with SAGAN_BF16: bfloat16 kernels too, from the toolkit's <cuda_bf16.h>."""
+    include = Path(os.environ.get("CUDA_PATH", "/usr/local/cuda")) / "include"
+    if not (include / "cuda_bf16.h").exists():
+        pytest.skip(f"no cuda_bf16.h in {include} (set CUDA_PATH to a CUDA toolkit)")
+    out = tmp_path_factory.mktemp("cuda_on_cpu_bf16") / "kernels_on_cpu_bf16.so"
+    command = [
+        *BUILD,
+        "-DSAGAN_BF16",
+        f"-I{include}",
+        "-shared",
+        "-fPIC",
+        str(SHIM_DIR / "kernels_on_cpu.cpp"),
+        "-o",
+        str(out),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return ctypes.CDLL(str(out))
+
+
+def to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns, rounding to nearest even (as __float2bfloat16)."""
+    bits = x.astype(F32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def from_bf16_bits(b: np.ndarray) -> np.ndarray:
+    return (b.astype(np.uint32) << 16).view(F32)
+
+
 def ptr(a: np.ndarray):
     assert a.flags.c_contiguous
     return a.ctypes.data_as(ctypes.c_void_p)
@@ -54,18 +87,20 @@ def softmax_rows(s):
     return e / e.sum(-1, keepdims=True)
 
 
-def run_attention(lib, q, k, v, d_o):
+def run_attention(lib, q, k, v, d_o, suffix="cpu"):
+    """attention.cu's forward, then its two backward kernels; arrays are float32, or uint16
+    bfloat16 bit patterns with suffix "bf16_cpu" (lse stays float32)."""
+    forward = getattr(lib, f"attention_forward_{suffix}")
+    backward = getattr(lib, f"attention_backward_{suffix}")
     B, N, d_qk = q.shape
     N_k, d_v = v.shape[1:]
-    o, lse = np.empty((B, N, d_v), F32), np.empty((B, N), F32)
+    o, lse = np.empty((B, N, d_v), q.dtype), np.empty((B, N), F32)
     threads = attention.THREADS
-    code = lib.attention_forward_cpu(
-        d_qk, d_v, ptr(q), ptr(k), ptr(v), ptr(o), ptr(lse), B, N, N_k, threads
-    )
+    code = forward(d_qk, d_v, ptr(q), ptr(k), ptr(v), ptr(o), ptr(lse), B, N, N_k, threads)
     assert code == 0
     delta = np.empty((B, N), F32)
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
-    code = lib.attention_backward_cpu(
+    code = backward(
         d_qk,
         d_v,
         ptr(q),
@@ -117,6 +152,32 @@ def test_attention_kernels(lib, B, N, N_k, sizes, scale, seed):
     np.testing.assert_allclose(dq, d_s @ k64, **tol)
     np.testing.assert_allclose(dk, d_s.transpose(0, 2, 1) @ q64, **tol)
     np.testing.assert_allclose(dv, beta.transpose(0, 2, 1) @ do64, **tol)
+
+
+@given(
+    N=st.integers(1, 100),
+    N_k=st.integers(1, 70),
+    sizes=st.sampled_from(HEAD_SIZES),
+    seed=st.integers(0, 2**16),
+)
+def test_attention_kernels_bfloat16(lib_bf16, N, N_k, sizes, seed):
+    """The bfloat16 instantiations compute in float32 exactly like the float32 ones: on the
+    same (bfloat16-valued) inputs the output is the float32 output rounded to bfloat16, bit for
+    bit, and L is equal; the gradients differ only through D_j = dO_j . o_j with o rounded."""
+    d_qk, d_v = sizes
+    rng = np.random.default_rng(seed)
+    bits = [
+        to_bf16_bits(rng.standard_normal(shape))
+        for shape in [(2, N, d_qk), (2, N_k, d_qk), (2, N_k, d_v), (2, N, d_v)]
+    ]
+    values = [from_bf16_bits(b) for b in bits]
+    o32, lse32, *grads32 = run_attention(lib_bf16, *values)
+    o16, lse16, *grads16 = run_attention(lib_bf16, *bits, suffix="bf16_cpu")
+    np.testing.assert_array_equal(o16, to_bf16_bits(o32))
+    np.testing.assert_array_equal(lse16, lse32)
+    for got, want in zip(grads16, grads32, strict=True):
+        error = np.abs(from_bf16_bits(got) - want).max()
+        assert error <= 2e-2 * max(1.0, np.abs(want).max())
 
 
 @settings(max_examples=8)  # each example starts 256 threads per matrix

@@ -3,8 +3,15 @@
 // A test aid, not a simulator: blocks run one after another; the threads of a block run as real
 // std::threads, so __syncthreads is a std::barrier over the block and __shfl_xor_sync a barrier
 // over the 32 threads of a warp with an exchange slot per lane. __shared__ becomes `static`,
-// which is right because only one block exists at a time. float32 kernels only (no bfloat16).
+// which is right because only one block exists at a time. With SAGAN_BF16 defined, bfloat16
+// comes from <cuda_bf16.h> (pass the toolkit's include folder).
 #pragma once
+
+#ifdef SAGAN_BF16
+// bfloat16 from the CUDA toolkit's own header, whose conversions also compile for the host; it
+// brings the toolkit's dim3 with it.
+#include <cuda_bf16.h>
+#endif
 
 #include <barrier>
 #include <cmath>
@@ -18,9 +25,11 @@
 #define __forceinline__ inline
 #define __shared__ static
 
+#ifndef SAGAN_BF16
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
 };
+#endif
 
 inline dim3 gridDim, blockDim;
 inline thread_local dim3 threadIdx, blockIdx;

@@ -12,53 +12,69 @@ dim3 grid_for(int rows, int batch, int threads) {
     return dim3{unsigned((rows + threads - 1) / threads), unsigned(batch), 1};
 }
 
-template <int D_QK, int D_V>
-void forward(const float* q, const float* k, const float* v, float* o, float* lse, int B, int N,
+template <typename T, int D_QK, int D_V>
+void forward(const void* q, const void* k, const void* v, void* o, float* lse, int B, int N,
              int N_k, int threads) {
-    launch(grid_for(N, B, threads), dim3{unsigned(threads)}, attention_forward<float, D_QK, D_V>,
-           q, k, v, o, lse, N, N_k);
+    launch(grid_for(N, B, threads), dim3{unsigned(threads)}, attention_forward<T, D_QK, D_V>,
+           static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v),
+           static_cast<T*>(o), lse, N, N_k);
 }
 
-template <int D_QK, int D_V>
-void backward(const float* q, const float* k, const float* v, const float* o, const float* d_o,
-              const float* lse, float* delta, float* dq, float* dk, float* dv, int B, int N,
+template <typename T, int D_QK, int D_V>
+void backward(const void* q, const void* k, const void* v, const void* o, const void* d_o,
+              const float* lse, float* delta, void* dq, void* dk, void* dv, int B, int N,
               int N_k, int threads) {
-    launch(grid_for(N, B, threads), dim3{unsigned(threads)},
-           attention_backward_dq<float, D_QK, D_V>, q, k, v, o, d_o, lse, delta, dq, N, N_k);
+    const T *q_ = static_cast<const T*>(q), *k_ = static_cast<const T*>(k);
+    const T *v_ = static_cast<const T*>(v), *do_ = static_cast<const T*>(d_o);
+    launch(grid_for(N, B, threads), dim3{unsigned(threads)}, attention_backward_dq<T, D_QK, D_V>,
+           q_, k_, v_, static_cast<const T*>(o), do_, lse, delta, static_cast<T*>(dq), N, N_k);
     launch(grid_for(N_k, B, threads), dim3{unsigned(threads)},
-           attention_backward_dkdv<float, D_QK, D_V>, q, k, v, d_o, lse, delta, dk, dv, N, N_k);
+           attention_backward_dkdv<T, D_QK, D_V>, q_, k_, v_, do_, lse, delta,
+           static_cast<T*>(dk), static_cast<T*>(dv), N, N_k);
 }
 
 }  // namespace
 
 #define SAGAN_HEAD_SIZES(X) X(8, 8) X(8, 32) X(16, 64) X(32, 128)
 
-extern "C" int attention_forward_cpu(int d_qk, int d_v, const float* q, const float* k,
-                                     const float* v, float* o, float* lse, int B, int N, int N_k,
-                                     int threads) {
-#define SAGAN_CASE(A, C)                                  \
-    if (d_qk == A && d_v == C) {                          \
-        forward<A, C>(q, k, v, o, lse, B, N, N_k, threads); \
-        return 0;                                         \
+// attention_forward_cpu / attention_backward_cpu for float32 tensors and, in a build with
+// SAGAN_BF16, attention_forward_bf16_cpu / attention_backward_bf16_cpu for bfloat16 ones
+// (buffers of bfloat16 bit patterns; lse and delta stay float32).
+#define SAGAN_ATTENTION_ENTRY_POINTS(SUFFIX)                                                      \
+    extern "C" int attention_forward##SUFFIX(int d_qk, int d_v, const void* q, const void* k,   \
+                                             const void* v, void* o, float* lse, int B, int N,  \
+                                             int N_k, int threads) {                            \
+        SAGAN_HEAD_SIZES(SAGAN_FORWARD_CASE_##SUFFIX)                                           \
+        return -1;                                                                              \
+    }                                                                                           \
+    extern "C" int attention_backward##SUFFIX(                                                  \
+        int d_qk, int d_v, const void* q, const void* k, const void* v, const void* o,          \
+        const void* d_o, const float* lse, float* delta, void* dq, void* dk, void* dv, int B,   \
+        int N, int N_k, int threads) {                                                          \
+        SAGAN_HEAD_SIZES(SAGAN_BACKWARD_CASE_##SUFFIX)                                          \
+        return -1;                                                                              \
     }
-    SAGAN_HEAD_SIZES(SAGAN_CASE)
-#undef SAGAN_CASE
-    return -1;
-}
 
-extern "C" int attention_backward_cpu(int d_qk, int d_v, const float* q, const float* k,
-                                      const float* v, const float* o, const float* d_o,
-                                      const float* lse, float* delta, float* dq, float* dk,
-                                      float* dv, int B, int N, int N_k, int threads) {
-#define SAGAN_CASE(A, C)                                                                \
-    if (d_qk == A && d_v == C) {                                                        \
-        backward<A, C>(q, k, v, o, d_o, lse, delta, dq, dk, dv, B, N, N_k, threads);   \
-        return 0;                                                                       \
+#define SAGAN_FORWARD_CASE(T, A, C)                                \
+    if (d_qk == A && d_v == C) {                                   \
+        forward<T, A, C>(q, k, v, o, lse, B, N, N_k, threads);     \
+        return 0;                                                  \
     }
-    SAGAN_HEAD_SIZES(SAGAN_CASE)
-#undef SAGAN_CASE
-    return -1;
-}
+#define SAGAN_BACKWARD_CASE(T, A, C)                                                         \
+    if (d_qk == A && d_v == C) {                                                             \
+        backward<T, A, C>(q, k, v, o, d_o, lse, delta, dq, dk, dv, B, N, N_k, threads);      \
+        return 0;                                                                            \
+    }
+
+#define SAGAN_FORWARD_CASE__cpu(A, C) SAGAN_FORWARD_CASE(float, A, C)
+#define SAGAN_BACKWARD_CASE__cpu(A, C) SAGAN_BACKWARD_CASE(float, A, C)
+SAGAN_ATTENTION_ENTRY_POINTS(_cpu)
+
+#ifdef SAGAN_BF16
+#define SAGAN_FORWARD_CASE__bf16_cpu(A, C) SAGAN_FORWARD_CASE(__nv_bfloat16, A, C)
+#define SAGAN_BACKWARD_CASE__bf16_cpu(A, C) SAGAN_BACKWARD_CASE(__nv_bfloat16, A, C)
+SAGAN_ATTENTION_ENTRY_POINTS(_bf16_cpu)
+#endif
 
 extern "C" void power_iteration_cpu(const unsigned long long* weights, const long long* row_offsets,
                                     const long long* col_offsets, const float* u_in, float* u_out,
