@@ -15,12 +15,12 @@ can be inspected and tested anywhere.
 
 **What has been checked, and what has not.** Without a GPU: every source compiles with nvcc for
 sm_80 and sm_90 and with NVRTC as CuPy calls it (`tests/test_kernels_compile.py`); the CUDA
-sources run unchanged on the CPU through a small std::thread shim, against NumPy, and under
-AddressSanitizer and ThreadSanitizer (`tests/test_kernels_on_cpu.py`); the custom ops' schemas,
-fake tensors, autograd wiring and `opcheck` run with PyTorch stand-ins for the kernels
-(`tests/test_kernels_ops.py`). On a GPU: `tests/test_kernels_gpu.py` (values and gradients
-against PyTorch and NumPy, bfloat16, streams, `opcheck`) and `python -m accelerated.bench`
-(speed, memory) are still to be run.
+sources run unchanged on the CPU through a small std::thread shim, against NumPy (bfloat16
+against float32 bit for bit), and under AddressSanitizer and ThreadSanitizer
+(`tests/test_kernels_on_cpu.py`); the custom ops' schemas, fake tensors, autograd wiring and
+`opcheck` run with PyTorch stand-ins for the kernels (`tests/test_kernels_ops.py`). On a GPU:
+`tests/test_kernels_gpu.py` (values and gradients against PyTorch and NumPy, bfloat16, streams,
+`opcheck`) and `python -m accelerated.bench` (speed, memory) are still to be run.
 """
 
 import importlib.util
