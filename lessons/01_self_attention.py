@@ -141,8 +141,9 @@ print("gamma = 0 gives y = x; shuffling the input positions shuffles the output:
 
 # %%
 R = 32
-images, labels = builtin.generate(4, R, seed=3)
-image = images[0].astype(np.float64) / 255.0  # (R, R, 3) in [0, 1]
+images, labels = builtin.generate(8, R, seed=3)
+index = int(np.argmax(labels == builtin.CLASS_NAMES.index("ring")))  # the first ring
+image = images[index].astype(np.float64) / 255.0  # (R, R, 3) in [0, 1]
 background = (image.max(axis=-1) == 0).astype(np.float64)
 features = np.concatenate([image, background[..., None]], axis=-1)  # (R, R, 4)
 x_img = features.transpose(2, 0, 1)[None]  # (1, 4, R, R)
@@ -150,7 +151,7 @@ x_img = features.transpose(2, 0, 1)[None]  # (1, 4, R, R)
 a = 3.0
 W_qk = a * np.eye(4)
 y_img, beta_img = numpy_self_attention(x_img, W_qk, W_qk, np.eye(4), np.eye(4), gamma=1.0)
-print("class:", builtin.CLASS_NAMES[labels[0]], "| attention map:", beta_img.shape)
+print("class:", builtin.CLASS_NAMES[labels[index]], "| attention map:", beta_img.shape)
 
 # %%
 fg_rows, fg_cols = np.nonzero(background == 0)
@@ -165,9 +166,9 @@ axes[0].set_title("image")
 for ax, (title, (qr, qc)) in zip(axes[1:], queries.items(), strict=True):
     j = qr * R + qc  # the query's flattened position
     attention = beta_img[0, j].reshape(R, R)  # row j of beta, back on the image grid
-    ax.imshow(image)
-    ax.imshow(attention, cmap="magma", alpha=0.75)
-    ax.plot(qc, qr, marker="x", color="white", markersize=10, mew=3)
+    ax.imshow(image.mean(axis=-1), cmap="gray")  # the image in grey, under the attention
+    ax.imshow(attention, cmap="magma", alpha=0.7)
+    ax.plot(qc, qr, marker="x", color="cyan", markersize=10, mew=3)
     ax.set_title(title)
 for ax in axes:
     ax.axis("off")
@@ -175,7 +176,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The query on the left object (white cross) puts its weight on the pixels of its colour, in both
+# The query on the left object (cyan cross) puts its weight on the pixels of its colour, in both
 # halves of the image: in one layer it reaches its twin 10-20 pixels away, where a 3x3 convolution
 # reaches one pixel. The background query spreads its attention over the whole black background.
 #
