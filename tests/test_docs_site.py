@@ -53,7 +53,8 @@ def chromium() -> str | None:
 def site(tmp_path_factory) -> Path:
     """The site, built once for this module with `mkdocs build --strict`."""
     out = tmp_path_factory.mktemp("docs") / "site"
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "SAGAN_DOCS_CACHE": "false"}
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "SAGAN_DOCS_CACHE": "false",
+           "SAGAN_DOCS_EXECUTE": "true"}  # fmt: skip
     env.pop("MPLBACKEND", None)  # the kernel's inline backend puts the figures in the pages
     # The lessons' matrices are small: one BLAS thread avoids oversubscribing a loaded machine.
     env.setdefault("OMP_NUM_THREADS", "1")
