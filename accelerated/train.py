@@ -61,6 +61,7 @@ def _metavar(kind) -> str:
 def make_parser() -> Parser:
     parser = Parser(
         prog=PROG,
+        allow_abbrev=False,
         usage="%(prog)s [--preset NAME] [--config FILE] [--resume RUN_DIR] "
         "[--SECTION.FIELD VALUE ...]",
         description="Train SAGAN. Settings: defaults <- --preset <- --config <- --section.field "
@@ -147,7 +148,9 @@ def report(trainer: Trainer, outcome: str) -> None:
     if trainer.last_quality is not None:
         which = "EMA generator" if trainer.ema else "generator"
         values = ", ".join(f"{k} {v:.3f}" for k, v in trainer.last_quality.items())
-        print(f"final quality ({r.eval_samples} samples, {which}): {values}")
+        when = "final quality" if trainer.last_quality_step == step else (
+            f"quality at step {trainer.last_quality_step}")
+        print(f"{when} ({r.eval_samples} samples, {which}): {values}")
     if trainer.last_grid is not None:
         print(f"samples: {trainer.last_grid}")
         print(f"attention maps: {trainer.run_dir / 'attention'}")

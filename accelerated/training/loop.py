@@ -94,6 +94,7 @@ class Trainer:
         self.bad_in_a_row = 0
         self.stop_requested = False
         self.last_quality: dict[str, float] | None = None
+        self.last_quality_step = 0
         self.last_grid: Path | None = None
         self.log = MetricsLog(self.run_dir, enabled=ctx.is_main)
 
@@ -315,7 +316,7 @@ class Trainer:
         z = torch.randn(n, self.cfg.model.z_dim, generator=gen, device=self.ctx.device)
         quality = builtin.quality(self.generate(z, classes), classes)
         self.log.write(self.step, "eval", quality)
-        self.last_quality = quality
+        self.last_quality, self.last_quality_step = quality, self.step
         return quality
 
     # -- the loop ------------------------------------------------------------------------------
