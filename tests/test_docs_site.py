@@ -133,11 +133,12 @@ def test_site_has_every_lesson_and_local_mathjax(site):
 def test_pages_load_nothing_from_the_network(site):
     """No script, stylesheet, image or font of the site comes from another host."""
     remote = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=["']?(?:https?:)?//""")
+    cdn = re.compile(r"cdnjs\.cloudflare\.com|unpkg\.com|cdn\.jsdelivr\.net|fonts\.googleapis")
     offenders = [
         f"{page.relative_to(site)}: {match.group(0)}"
         for page in site.rglob("*.html")
-        for match in remote.finditer(page.read_text(encoding="utf-8"))
-        if 'rel="canonical"' not in match.group(0)
+        for pattern in (remote, cdn)
+        for match in pattern.finditer(page.read_text(encoding="utf-8"))
     ]
     assert not offenders, "remote resources:\n" + "\n".join(offenders[:20])
 

@@ -21,10 +21,17 @@ from mkdocs.structure.files import File
 
 LESSONS_DIR = "lessons"
 WATCHED_SOURCES = ("lessons", "reference", "accelerated")
-# nbconvert's MathJax 2 loader, which mkdocs-jupyter puts in every notebook page with an empty URL
-# (or a CDN's): the site's own MathJax 3 typesets the notebooks instead.
-NBCONVERT_MATHJAX = re.compile(
-    r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", flags=re.DOTALL
+# Two loaders that nbconvert's template puts in every notebook page: MathJax 2 (with an empty URL,
+# or a CDN's; the site's own MathJax 3 typesets the notebooks instead) and Mermaid (from a CDN,
+# for diagrams the lessons do not have). Removed, so that no page refers to another host.
+NBCONVERT_LOADERS = (
+    re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL),
+    re.compile(
+        r'<script type="module">\s*document\.addEventListener\("DOMContentLoaded", async \(\) => \{'
+        r'\s*const diagrams = document\.querySelectorAll\("\.jp-Mermaid.*?'
+        r"<!-- End of mermaid configuration -->",
+        re.DOTALL,
+    ),
 )
 MATHJAX_FILES = {
     "assets/mathjax/tex-svg-full.js": "es5/tex-svg-full.js",
@@ -68,7 +75,8 @@ def on_files(files, config):
 
 def on_page_content(html, page, config, files):
     if page.file.src_uri.startswith(f"{LESSONS_DIR}/"):
-        return NBCONVERT_MATHJAX.sub("", html)
+        for loader in NBCONVERT_LOADERS:
+            html = loader.sub("", html)
     return html
 
 
