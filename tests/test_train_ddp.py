@@ -16,7 +16,7 @@ from accelerated.models import build_models
 # path it opened for writing under the run folder (outside it: the dumps themselves).
 RANK_SCRIPT = textwrap.dedent(
     """
-    import builtins, os, sys, torch
+    import builtins, os, signal, sys, torch
     out, argv = sys.argv[1], sys.argv[2:]
     written = []
     real_open = builtins.open
@@ -30,10 +30,16 @@ RANK_SCRIPT = textwrap.dedent(
     cfg, run_dir, ctx, _ = train.prepare(argv)
     trainer = Trainer(cfg, run_dir, ctx)
     trainer.start_new()
-    assert trainer.train() == "done"
+    stop_at = int(os.environ.get("SIGTERM_RANK1_AT_STEP", "-1"))  # a signal to rank 1 alone
+    def sigterm(module, inputs):
+        if ctx.rank == 1 and trainer.step == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+    trainer.G.register_forward_pre_hook(sigterm)
+    outcome = trainer.train()
     builtins.open = real_open
     torch.save({"G": dict(trainer.G.named_parameters()), "D": trainer.D.state_dict(),
-                "written": written, "batch": trainer.batch},
+                "written": written, "batch": trainer.batch, "outcome": outcome,
+                "step": trainer.step},
                os.path.join(out, f"rank{ctx.rank}.pt"))
     """
 )
@@ -45,7 +51,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(tmp_path, *argv, cli=False):
+def torchrun(tmp_path, *argv, cli=False, env=None):
     """Run the rank script (or, with `cli`, `-m accelerated.train` itself) on 2 CPU ranks."""
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT)
@@ -55,7 +61,7 @@ def torchrun(tmp_path, *argv, cli=False):
                "--preset", "tiny", "--run.out_dir", str(tmp_path / "runs"),
                "--run.name", "ddp", "--run.device", "cpu", *argv]
     return subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
 @pytest.mark.slow
@@ -65,6 +71,7 @@ def test_two_gloo_ranks_end_with_identical_weights_and_only_rank_0_writes(tmp_pa
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["batch"] == r1["batch"] == 4  # the global batch of 8, split over 2 ranks
+    assert r0["outcome"] == r1["outcome"] == "done"
     for net in ("G", "D"):
         assert r0[net].keys() == r1[net].keys()
         for name, value in r0[net].items():
@@ -88,3 +95,15 @@ def test_batch_that_does_not_split_over_the_ranks_is_refused(tmp_path):
     assert out.stderr.count(message) == 2  # each rank says it once
     assert "accelerated/" not in out.stderr  # torchrun reports the exit; no traceback of ours
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_rank_stops_all_ranks_at_the_same_step(tmp_path):
+    out = torchrun(tmp_path, "--run.steps", "50", "--optim.batch_size", "8",
+                   "--run.checkpoint_every", "1000", env={"SIGTERM_RANK1_AT_STEP": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert r0["outcome"] == r1["outcome"] == "stopped"
+    assert r0["step"] == r1["step"] == 2  # step 1 (0-based) was finished, then all stopped
+    assert (tmp_path / "runs" / "ddp" / "checkpoints" / "step-00000002.pt").is_file()
