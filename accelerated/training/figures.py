@@ -87,8 +87,7 @@ def attention_figure(images: torch.Tensor, attention: torch.Tensor, scale: int |
         for row, col in queries:
             beta = attention[b, row * side + col].float().cpu().numpy().reshape(side_k, side_k)
             heat = np.kron(_heat(beta), np.ones((R // side_k, R // side_k, 1)))  # (R, R, 3)
-            gray = pixels[b].mean(axis=-1, keepdims=True)
-            panels.append(0.35 * gray + 0.65 * heat)
+            panels.append(np.clip(0.6 * pixels[b] + 0.7 * heat, 0, 1))  # sample under the map
         for k, panel in enumerate(panels):
             tile = Image.fromarray((panel * 255).round().astype(np.uint8)).resize(
                 (size, size), Image.NEAREST)
