@@ -97,3 +97,9 @@ def test_cli_process_exit_status_without_traceback():
     assert out.returncode == 2
     assert out.stderr.strip() == ("python -m accelerated.train: error: "
                                   "optim.d_steps must be at least 1")
+
+
+def test_no_arguments_means_the_builtin_preset():
+    cfg, resume_dir = train.build_config(train.make_parser().parse_args([]))
+    assert resume_dir is None and cfg == C.build("builtin")
+    assert cfg.data.source == "builtin" and cfg.model.resolution <= 32
