@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -170,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             trainer = Trainer(cfg, run_dir, ctx)
         except ValueError as err:  # e.g. the data set does not fit the model
+            if ctx.is_main and not resuming:
+                shutil.rmtree(run_dir, ignore_errors=True)  # the new, still empty, run folder
             print(f"{PROG}: error: {err}", file=sys.stderr)
             return 2
         if resuming:

@@ -107,6 +107,7 @@ def test_model_that_does_not_fit_the_data_is_refused(tmp_path, flag, capsys):
     assert run(tmp_path, flag, value) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # no empty run folder left behind
 
 
 @pytest.mark.gpu
