@@ -1,0 +1,37 @@
+"""metrics.jsonl and TensorBoard logging, and the fallback when TensorBoard is missing."""
+
+import json
+import sys
+
+from accelerated.training.logging import MetricsLog
+
+
+def test_records_are_json_lines_with_step_kind_and_time(tmp_path):
+    log = MetricsLog(tmp_path)
+    log.write(1, "train", {"loss_d": 1.5, "loss_g": -0.5})
+    log.write(2, "eval", {"score": 0.25})
+    log.close()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["kind"]) for r in records] == [(1, "train"), (2, "eval")]
+    assert records[0]["loss_d"] == 1.5 and records[1]["score"] == 0.25
+    assert all(r["time"] >= 0 for r in records)
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_missing_tensorboard_warns_once_and_logs_to_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    log = MetricsLog(tmp_path)
+    log.write(1, "train", {"loss_d": 1.0})
+    log.write(2, "train", {"loss_d": 2.0})
+    log.close()
+    err = capsys.readouterr().err
+    assert err.count("TensorBoard is not available") == 1
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+    assert not (tmp_path / "tensorboard").exists()
+
+
+def test_other_ranks_write_nothing(tmp_path):
+    log = MetricsLog(tmp_path, enabled=False)
+    log.write(1, "train", {"loss_d": 1.0})
+    log.close()
+    assert list(tmp_path.iterdir()) == []
