@@ -49,7 +49,7 @@ def test_real_data_scores_one(resolution, seed):
     images, labels = generate(120, resolution, seed)
     q = quality(as_float(images), labels)
     assert q["well_formed"] == q["class_match"] == q["agreement"] == q["score"] == 1.0
-    assert q["diversity"] > 0.9
+    assert q["diversity"] > 0.9 and q["symmetry"] == pytest.approx(1.0)
 
 
 def blur(x: np.ndarray, w: float) -> np.ndarray:
@@ -70,7 +70,8 @@ def test_real_images_pass_after_mild_blur_and_noise_and_through_torch():
 def test_blank_and_grey_images_score_zero():
     _, labels = generate(50, 16, seed=0)
     for value in (-1.0, -0.4, 0.0):
-        assert quality(np.full((50, 3, 16, 16), value), labels)["well_formed"] == 0.0
+        q = quality(np.full((50, 3, 16, 16), value), labels)
+        assert q["well_formed"] == q["symmetry"] == 0.0
 
 
 def test_noise_scores_zero():
@@ -78,6 +79,7 @@ def test_noise_scores_zero():
     noise = np.random.default_rng(0).uniform(-1, 1, (200, 3, 16, 16))
     q = quality(noise, labels)
     assert q["well_formed"] == q["score"] == q["diversity"] == 0.0
+    assert abs(q["symmetry"]) < 0.05
 
 
 def test_halves_of_different_images_rarely_agree():
@@ -86,7 +88,7 @@ def test_halves_of_different_images_rarely_agree():
     x[..., 8:] = x[np.random.default_rng(0).permutation(400)][..., 8:]
     q = quality(x, labels)
     assert q["well_formed"] == 1.0
-    assert q["agreement"] < 0.05 and q["score"] < 0.05
+    assert q["agreement"] < 0.05 and q["score"] < 0.05 and q["symmetry"] < 0.2
 
 
 def test_recoloured_or_shifted_twin_breaks_agreement():

@@ -45,10 +45,16 @@ brightness $b_p = \max_c x_{p,c}$ per pixel:
 | `agreement` | well formed, and the halves agree: same shape, same colour, mirrored position |
 | `score` | `class_match` and `agreement` both hold (a fully correct sample) |
 | `diversity` | see below |
+| `symmetry` | (not a fraction) mean correlation of the left half with the mirrored right half |
 
 `diversity` is the number of distinct (class, colour, row, column) among the correct samples,
 divided by the number expected from real data with the same class counts (capped at 1): low for
 a generator that repeats a few images, however good they are.
+
+`symmetry` has no thresholds: it is the Pearson correlation between the left half and the
+mirrored right half, averaged over the batch (0 for a flat half). It is 1 for real data and about
+0 when the halves are independent, so it shows a generator learning the long-range agreement
+before its shapes are clean enough to count in `agreement`.
 
 Real data scores 1.0 on the first four and about 1.0 on `diversity`; uniform noise, blank or grey
 images score 0; halves taken from two different real images agree by chance in under 1% of
@@ -187,6 +193,13 @@ def quality(images, labels) -> dict[str, float]:
     agreement = well_formed & np.logical_and.reduce(same)
     correct = class_match & agreement
     configs = {(y[i], a["colour"][i], a["row"][i], a["col"][i]) for i in np.flatnonzero(correct)}
+    # symmetry: Pearson correlation of the left half with the mirrored right half, per sample
+    left = x[:, :, : R // 2].reshape(len(x), -1)
+    right = x[:, :, R // 2 :][:, :, ::-1].reshape(len(x), -1)
+    left, right = left - left.mean(1, keepdims=True), right - right.mean(1, keepdims=True)
+    norms = np.sqrt((left**2).sum(1) * (right**2).sum(1))
+    flat = (left.std(1) < 1e-3) | (right.std(1) < 1e-3)  # no pattern to correlate
+    correlation = np.where(flat, 0.0, (left * right).sum(1) / np.maximum(norms, 1e-12))
     n_rows, n_cols = _positions(R)
     counts = np.bincount(y[(y >= 0) & (y < len(CLASS_NAMES))], minlength=len(CLASS_NAMES))
     expected = _expected_distinct(counts, len(PALETTE) * n_rows * n_cols)
@@ -196,6 +209,7 @@ def quality(images, labels) -> dict[str, float]:
         "agreement": float(agreement.mean()),
         "score": float(correct.mean()),
         "diversity": min(1.0, len(configs) / expected) if expected else 0.0,
+        "symmetry": float(correlation.mean()),
     }
 
 
