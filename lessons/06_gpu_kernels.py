@@ -81,9 +81,10 @@ plain_bf16, _ = attention_memory(B, N, N_k, 64, 2)
 assert plain_bf16 == 2 * GiB  # 256 * 4096 * 1024 values of 2 bytes
 
 # %% [markdown]
-# Two gigabytes per layer and per pass in bfloat16, four in float32; and a training iteration
-# runs D's attention on real and generated images and G's attention twice (for the D step and
-# the G step). A fused kernel keeps 16 to 30 times less: about a tenth of a gigabyte.
+# Two gigabytes per layer and per pass in bfloat16, four in float32. A training iteration keeps
+# it for backward passes three times: in D's attention in the D step (on real and generated
+# images) and in the G step, and in G's attention in the G step (the D step runs G without
+# gradients). A fused kernel keeps 16 to 30 times less: about a tenth of a gigabyte.
 #
 # ## Measured on a CPU: what autograd keeps
 #
