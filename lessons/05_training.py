@@ -181,13 +181,13 @@ assert evals and all(0.0 <= r["score"] <= 1.0 for r in evals)
 # ## What a full run shows
 #
 # After 100 steps the samples are coloured blobs and the measure is near 0: that is expected.
-# The full default run (`python -m accelerated.train`, 3000 steps, about ten minutes on a
-# 2-core CPU) is where to watch, in this order: `well_formed` rises first (clean shapes on black),
-# then `class_match` (the conditional batch norm learns the classes), and `agreement` last, when
-# the two halves start to match in colour and position. The attention figures then show queries
-# on one object attending to its twin. Comparing with a run without attention
-# (`--model.g_attention none --model.d_attention none`) or with a residual block in its place
-# (`--model.attention_block residual`) is the paper's ablation in miniature.
+# The full default run (`python -m accelerated.train`, 2500 steps, about ten minutes on a
+# 2-core CPU) is the one to read with these tools. Watch `well_formed` (clean shapes on black),
+# `class_match` (the conditional batch norm has learned the classes) and `agreement`, the
+# long-range part: the two halves must match in colour and position, which is what attention is
+# for. The attention figures show whether a query on one object looks at its twin. Comparing
+# with a run without attention in G (`--model.g_attention ""`) or with a residual block in its
+# place (`--model.attention_block residual`) is the paper's ablation in miniature.
 #
 # ## Exercise
 #
