@@ -6,9 +6,10 @@ a lot (SPEC section 3). After each generator step $t$:
 $$\bar\theta \leftarrow \begin{cases} \theta & t < t_0 \\
 \delta\,\bar\theta + (1 - \delta)\,\theta & t \ge t_0 \end{cases}$$
 
-with decay $\delta$ (e.g. 0.9999) and start step $t_0$. Buffers (the spectral-norm vectors
-$u, v$ and BatchNorm statistics) are copied from the live generator, not averaged: an average
-of unit vectors is not a unit vector, and an evaluation-mode SN layer uses $u, v$ as stored.
+with decay $\delta$ (e.g. 0.9999) and start step $t_0$. BatchNorm running statistics are
+averaged the same way (as BigGAN-PyTorch does), so they describe the averaged weights rather
+than the live ones. The spectral-norm vectors $u, v$ are copied instead: an average of unit
+vectors is not a unit vector, and an evaluation-mode SN layer uses $u, v$ as stored.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import copy
 
 import torch
 from torch import nn
+
+SN_VECTORS = ("_u", "_v")  # buffer names of torch's spectral-norm parametrization
 
 
 class EMA:
@@ -36,5 +39,9 @@ class EMA:
         else:
             # theta_bar <- theta_bar + (1 - delta) (theta - theta_bar)
             torch._foreach_lerp_(ema_params, params, 1.0 - self.decay)
-        for mine, live in zip(self.model.buffers(), generator.buffers(), strict=True):
-            mine.copy_(live)
+        for (name, mine), live in zip(self.model.named_buffers(), generator.buffers(),
+                                      strict=True):
+            if step >= self.start and mine.is_floating_point() and not name.endswith(SN_VECTORS):
+                mine.lerp_(live, 1.0 - self.decay)  # BN running mean and variance
+            else:
+                mine.copy_(live)  # SN vectors, BN batch counters, and everything before t_0
