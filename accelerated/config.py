@@ -175,7 +175,8 @@ def fields_of(cls: type = TrainConfig, prefix: str = "") -> list[FieldInfo]:
     return out
 
 
-def _type_name(kind: Any) -> str:
+def type_name(kind: Any) -> str:
+    """A readable name of a field's type: "int", "tuple[int, ...] | None"."""
     return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
 
 
@@ -229,7 +230,7 @@ def coerce(value: Any, kind: Any, path: str) -> Any:
             return value
     elif kind is Any:
         return value
-    raise ConfigError(f"{path}: expected {_type_name(kind)}, got {value!r}")
+    raise ConfigError(f"{path}: expected {type_name(kind)}, got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------
