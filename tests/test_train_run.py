@@ -119,3 +119,10 @@ def test_cuda_run_with_bf16_channels_last_and_fused_adam(tmp_path, compile_):
     assert state["opt_G"]["param_groups"][0]["fused"] is True
     assert all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
     assert state["G"]["linear.parametrizations.weight.original"].dtype == torch.float32
+
+
+def test_unconditional_model_trains_and_is_scored_without_classes(tmp_path, capsys):
+    assert run(tmp_path, "--model.num_classes", "0", "--run.steps", "2") == 0
+    out = capsys.readouterr().out
+    assert "final quality (32 samples, EMA generator): well_formed" in out
+    assert "class_match" not in out and "score" not in out

@@ -305,16 +305,19 @@ class Trainer:
             fig.save(self.run_dir / "attention" / f"step-{self.step:08d}-G{k}-{side}x{side}.png")
 
     def evaluate(self) -> dict[str, float] | None:
-        """The built-in data set's exact quality measure on `eval_samples` samples (rank 0)."""
+        """The built-in data set's exact quality measure on `eval_samples` samples (rank 0).
+        Classes are balanced; an unconditional model is not scored on `class_match`/`score`."""
         if self.cfg.data.source != "builtin":
             return None
         from accelerated.data import builtin
 
-        n, k = self.cfg.run.eval_samples, self.cfg.model.num_classes
+        n, conditional = self.cfg.run.eval_samples, self.cfg.model.conditional
         gen = noise_generator(self.ctx.device, self.cfg.run.seed, NOISE_EVAL)
-        classes = torch.arange(n, device=self.ctx.device) % k
+        classes = torch.arange(n, device=self.ctx.device) % self.dataset.num_classes
         z = torch.randn(n, self.cfg.model.z_dim, generator=gen, device=self.ctx.device)
-        quality = builtin.quality(self.generate(z, classes), classes)
+        quality = builtin.quality(self.generate(z, classes if conditional else None), classes)
+        if not conditional:  # the requested class means nothing to this model
+            quality = {k: v for k, v in quality.items() if k not in ("class_match", "score")}
         self.log.write(self.step, "eval", quality)
         self.last_quality, self.last_quality_step = quality, self.step
         return quality
