@@ -140,7 +140,8 @@ def prepare(argv: list[str] | None):
 def report(trainer: Trainer, outcome: str) -> None:
     """What the run did and where its results are (rank 0)."""
     r, step = trainer.cfg.run, trainer.step
-    rate = f" in {trainer.elapsed / 60:.1f} min" if getattr(trainer, "elapsed", 0) else ""
+    elapsed = getattr(trainer, "elapsed", 0)
+    rate = f" in {elapsed / 60:.1f} min" if elapsed >= 60 else f" in {elapsed:.0f} s"
     if outcome == "stopped":
         print(f"stopped at step {step}{rate}; checkpoint saved. Continue with: "
               f"{PROG} --resume {trainer.run_dir}")

@@ -346,7 +346,7 @@ class Trainer:
         draws = self.step * self.cfg.optim.d_steps
         batches = real_batches(self.dataset, self.batch, self.ctx.rank, self.ctx.world_size,
                                r.seed, draws, self.cfg.data.workers, self.cuda)
-        bar = tqdm(total=r.steps, initial=self.step, unit="it", dynamic_ncols=True,
+        bar = tqdm(total=r.steps, initial=self.step, unit="it", dynamic_ncols=True, mininterval=1,
                    disable=not (self.ctx.is_main and r.progress), desc="training")
         outcome, start_time = "done", time.monotonic()
         try:
