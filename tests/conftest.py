@@ -24,7 +24,8 @@ settings.register_profile(
 )
 # "thorough": for a long local hunt, e.g. HYPOTHESIS_PROFILE=thorough pytest tests/
 settings.register_profile("thorough", max_examples=500, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "sagan-ci" if os.environ.get("CI") else "dev"))
+_default_profile = "sagan-ci" if os.environ.get("CI") else "dev"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default_profile))
 
 
 def cuda_available() -> bool:
