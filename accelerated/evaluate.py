@@ -24,7 +24,6 @@ data set the exact quality measure of `accelerated.data.builtin.quality` is repo
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 import torch
 
 from accelerated import config as C
+from accelerated.cli import OneLineParser
 from accelerated.data import builtin, open_dataset
 from accelerated.data.prepare import cache_key
 from accelerated.metrics import FeatureStatistics, feature_network, scores
@@ -52,14 +52,8 @@ QUALITY_SAMPLES = 10_000  # generated images kept for the built-in quality measu
 MAX_REFERENCE = 50_000
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def make_parser() -> Parser:
-    parser = Parser(prog=PROG, description="FID, KID (and IS) of a trained SAGAN generator.")
+def make_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description="FID, KID (and IS) of a trained SAGAN generator.")
     parser.add_argument("checkpoint", help="a checkpoint file, or a run folder (newest checkpoint)")
     parser.add_argument("--out", required=True, help="JSON file to write the results to")
     parser.add_argument("--num-samples", type=int, default=50_000,

@@ -13,7 +13,6 @@ used when the run kept one (`--no-ema` for the raw one). The checkpoint loads wi
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from PIL import Image
 
 from accelerated import config as C
+from accelerated.cli import OneLineParser
 from accelerated.models import Generator
 from accelerated.training import checkpoint, figures
 from accelerated.training.distributed import resolve_device
@@ -29,14 +29,8 @@ from accelerated.training.sampling import generate
 PROG = "python -m accelerated.sample"
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def make_parser() -> Parser:
-    parser = Parser(prog=PROG, description="Draw images from a trained SAGAN generator.")
+def make_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description="Draw images from a trained SAGAN generator.")
     parser.add_argument("checkpoint", help="a checkpoint file, or a run folder (newest checkpoint)")
     parser.add_argument("--out", required=True, help="folder to write the PNGs to")
     what = parser.add_mutually_exclusive_group()

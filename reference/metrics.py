@@ -156,9 +156,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return max(float(d2), 0.0)
 
 
-def fid(features1, features2) -> float:
-    r"""FID between two sets of features (n1, d) and (n2, d): the Fréchet distance of their
-    Gaussian fits (`feature_statistics`)."""
+def _feature_pair(features1, features2):
+    """Both feature sets as finite (n, d) arrays of one dimension d, or a clear ValueError."""
     f1 = as_finite_array("features1", features1, ndim=2)
     f2 = as_finite_array("features2", features2, ndim=2)
     if f1.shape[1] != f2.shape[1]:
@@ -166,6 +165,13 @@ def fid(features1, features2) -> float:
             f"features1 has {f1.shape[1]} dimensions and features2 has {f2.shape[1]}: both must "
             f"come from the same feature network"
         )
+    return f1, f2
+
+
+def fid(features1, features2) -> float:
+    r"""FID between two sets of features (n1, d) and (n2, d): the Fréchet distance of their
+    Gaussian fits (`feature_statistics`)."""
+    f1, f2 = _feature_pair(features1, features2)
     return frechet_distance(*feature_statistics(f1), *feature_statistics(f2))
 
 
@@ -252,13 +258,7 @@ def kernel_inception_distance(
     pairs of random subsets of `subset_size` rows each (drawn without replacement with
     `numpy.random.default_rng(seed)`), as in Bińkowski et al.'s code (defaults: 100 subsets of
     1000, polynomial kernel of degree 3, $\gamma = 1/d$, $c_0 = 1$)."""
-    f1 = as_finite_array("features1", features1, ndim=2)
-    f2 = as_finite_array("features2", features2, ndim=2)
-    if f1.shape[1] != f2.shape[1]:
-        raise ValueError(
-            f"features1 has {f1.shape[1]} dimensions and features2 has {f2.shape[1]}: both must "
-            f"come from the same feature network"
-        )
+    f1, f2 = _feature_pair(features1, features2)
     subsets = check_positive_int("subsets", subsets)
     subset_size = check_positive_int("subset_size", subset_size)
     n = min(f1.shape[0], f2.shape[0])
