@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
+from real_images import jpeg_bytes, photo
 
 import accelerated.data.prepare as prepare_module
 from accelerated.data import open_dataset
@@ -20,29 +21,6 @@ from accelerated.data.folder import UnusableImage, load_image, scan
 from accelerated.data.prepare import OutputExists, main, prepare, prepare_cached
 
 R = 16
-
-
-def photo(width: int = 64, height: int = 48, seed: int = 0) -> Image.Image:
-    """A real photograph where matplotlib ships one, else a noisy Pillow gradient."""
-    try:
-        from matplotlib import cbook
-
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
-            image = Image.open(f).convert("RGB")
-        rng = np.random.default_rng(seed)
-        x, y = rng.integers(0, image.width - 200), rng.integers(0, image.height - 150)
-        return image.crop((x, y, x + 200, y + 150)).resize((width, height))
-    except ImportError:
-        rng = np.random.default_rng(seed)
-        ramp = np.linspace(0, 255, width)[None, :, None] * np.ones((height, 1, 3))
-        noisy = ramp + rng.normal(0, 20, (height, width, 3))
-        return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-
-
-def jpeg_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
 
 
 @pytest.fixture
