@@ -1,0 +1,114 @@
+r"""The command line of `python -m accelerated.ablation` (see the package docstring)."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from accelerated import config as C
+from accelerated.ablation import plot, results, variants, workers
+from accelerated.ablation.runs import AblationError, Schedule, plan
+from accelerated.cli import OneLineParser
+
+PROG = "python -m accelerated.ablation"
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def make_parser() -> OneLineParser:
+    names = ", ".join(v.name for v in variants.VARIANTS)
+    parser = OneLineParser(
+        prog=PROG, allow_abbrev=False,
+        description="Train the configurations of SAGAN's ablation on the built-in data set, "
+        "several seeds each, and write a table (Markdown, CSV, JSON) and a plot of quality vs "
+        "step. Finished runs are kept: the same command continues an interrupted ablation.")
+    parser.add_argument("--configs", default=None, metavar="LIST",
+                        help=f"comma-separated configurations (default: all: {names})")
+    parser.add_argument("--seeds", type=positive, default=3, metavar="N",
+                        help="seeds per configuration: 0 .. N-1 (default: 3)")
+    parser.add_argument("--steps", type=positive, default=1000, metavar="N",
+                        help="training steps per run (default: 1000)")
+    parser.add_argument("--eval-every", type=positive, default=100, metavar="N",
+                        help="steps between quality evaluations (default: 100)")
+    parser.add_argument("--eval-samples", type=positive, default=500, metavar="N",
+                        help="samples per evaluation (default: 500)")
+    parser.add_argument("--preset", default=C.DEFAULT_PRESET, metavar="NAME",
+                        help=f"training preset, one with the built-in data set (default: "
+                        f"{C.DEFAULT_PRESET}; tiny for a smoke test)")
+    parser.add_argument("--jobs", type=positive, default=2, metavar="N",
+                        help="training processes at a time (default: 2)")
+    parser.add_argument("--threads", type=positive, default=None, metavar="N",
+                        help="torch threads per process (default: the CPU cores / --jobs)")
+    parser.add_argument("--out", default="ablation", metavar="DIR",
+                        help="output folder: runs/, logs/ and the ablation.* results "
+                        "(default: ./ablation)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    out = Path(args.out).resolve()
+    threads = args.threads or workers.default_threads(args.jobs)
+    try:
+        names = None if args.configs is None else [n.strip() for n in args.configs.split(",")]
+        chosen = variants.by_name(names)
+        schedule = Schedule(args.preset, args.steps, args.eval_every, args.eval_samples)
+        runs = plan(chosen, args.seeds, schedule, out)
+        for run in runs:
+            run.check_folder()
+    except (KeyError, AblationError, C.ConfigError) as err:
+        message = err.args[0] if isinstance(err, KeyError) else err
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    todo = [run for run in runs if run.state() != "done"]
+    print(f"{len(runs)} runs ({len(chosen)} configurations x {args.seeds} seeds, {args.steps} "
+          f"steps): {len(runs) - len(todo)} done, {len(todo)} to train with {args.jobs} "
+          f"processes x {threads} threads -> {out}", file=sys.stderr)
+    start = time.monotonic()
+    try:
+        failed = workers.run_all(todo, args.jobs, threads, out / "logs", args.progress)
+    except workers.Interrupted as err:
+        print(f"{PROG}: interrupted ({err}; checkpoints saved): run the same command again "
+              f"to continue", file=sys.stderr)
+        return 130
+    rows = results.summarise(runs)
+    if not rows:
+        print(f"{PROG}: error: no run finished; see the logs in {out / 'logs'}", file=sys.stderr)
+        return 1
+    meta = {
+        "command": " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
+        "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
+        "eval_every": args.eval_every, "eval_samples": args.eval_samples, "jobs": args.jobs,
+        "threads": threads, "seconds_this_invocation": round(time.monotonic() - start, 1),
+        "machine": f"{platform.machine()}, {workers.default_threads(1)} cores available, "
+                   f"torch {torch.__version__}",
+    }
+    paths = results.write(rows, out, meta)
+    title = (f"SAGAN ablation: {args.preset} preset, {args.steps} steps, mean of "
+             f"{args.seeds} seeds (band: min-max)")
+    figure = plot.figure(rows, out / "ablation.png", title)
+    print(results.markdown(rows))
+    print(f"table: {paths['md']} (also .csv, .json); plot: {figure}")
+    for name, error in failed.items():
+        print(f"failed: {name}: {error} (log: {out / 'logs' / name}.log)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

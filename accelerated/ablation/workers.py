@@ -1,0 +1,108 @@
+r"""Run training runs as `python -m accelerated.train` worker processes, a few at a time.
+
+Each worker gets `threads` torch threads (`OMP_NUM_THREADS`), its output goes to
+`OUT/logs/<run>.log`, and one progress bar counts the steps of all runs, read from their
+`metrics.jsonl` as they grow. Ctrl-C or SIGTERM stops the workers the way it stops a training
+run (each finishes its step and saves a checkpoint), so the same command continues later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from accelerated.ablation.runs import Run
+
+POLL_SECONDS = 1.0
+
+
+class Interrupted(Exception):
+    """The ablation was asked to stop (Ctrl-C or SIGTERM); its workers saved checkpoints."""
+
+
+def default_threads(jobs: int) -> int:
+    """The CPU cores this process may use, split between `jobs` workers (at least 1 each)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // jobs)
+
+
+def steps_done(run: Run) -> int:
+    """The last step logged in the run's metrics.jsonl (0 when there is none yet)."""
+    path = run.folder / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    lines = path.read_text().splitlines()
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError):  # a line being written
+            continue
+    return 0
+
+
+def start(run: Run, threads: int, log_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{run.name}.log", "a") as log:
+        return subprocess.Popen([sys.executable, "-m", "accelerated.train", *run.train_args()],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def last_lines(path: Path, n: int = 3) -> str:
+    lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+    return " | ".join(line.strip() for line in lines[-n:] if line.strip())
+
+
+def run_all(runs: list[Run], jobs: int, threads: int, log_dir: Path,
+            progress: bool = True) -> dict[str, str]:
+    """Train `runs` (none of them done) with `jobs` workers; returns {run name: error} for the
+    runs that failed. Raises Interrupted after stopping the workers on Ctrl-C / SIGTERM."""
+    pending, active, failed = list(runs), {}, {}
+    total = sum(r.steps for r in runs)
+    bar = tqdm(total=total, unit="step", desc="ablation", dynamic_ncols=True, mininterval=10,
+               disable=not progress)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    started = time.monotonic()
+    try:
+        while pending or active:
+            while pending and len(active) < jobs:
+                run = pending.pop(0)
+                verb = "resuming" if run.state() == "partial" else "starting"
+                active[run.name] = (run, start(run, threads, log_dir))
+                bar.write(f"{verb} {run.name}")
+            time.sleep(POLL_SECONDS)
+            for name, (_, proc) in list(active.items()):
+                if proc.poll() is None:
+                    continue
+                del active[name]
+                minutes = (time.monotonic() - started) / 60
+                if proc.returncode != 0:
+                    failed[name] = (f"exit status {proc.returncode}: "
+                                    f"{last_lines(log_dir / f'{name}.log')}")
+                    bar.write(f"FAILED {name} ({failed[name]})")
+                else:
+                    bar.write(f"finished {name} after {minutes:.1f} min of the ablation")
+            done = sum(r.steps for r in runs if r not in pending and r.name not in active
+                       and r.name not in failed)
+            bar.update(done + sum(steps_done(run) for run, _ in active.values()) - bar.n)
+    except KeyboardInterrupt:
+        for _, proc in active.values():
+            proc.send_signal(signal.SIGTERM)  # finish the step, save a checkpoint, exit
+        for _, proc in active.values():
+            proc.wait()
+        raise Interrupted(f"{len(active) + len(pending)} runs unfinished") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        bar.close()
+    return failed
