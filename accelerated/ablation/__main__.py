@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     threads = args.threads or workers.default_threads(args.jobs)
     try:
+        C.preset(args.preset)  # an unknown name fails here, before any configuration
         names = None if args.configs is None else [n.strip() for n in args.configs.split(",")]
         chosen = variants.by_name(names)
         schedule = Schedule(args.preset, args.steps, args.eval_every, args.eval_samples)
