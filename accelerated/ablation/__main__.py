@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) else err
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
-    todo = [run for run in runs if run.state() != "done"]
+    # Runs already started go first: they resume from a checkpoint, part done.
+    todo = sorted((run for run in runs if run.state() != "done"),
+                  key=lambda run: run.state() != "partial")
     print(f"{len(runs)} runs ({len(chosen)} configurations x {args.seeds} seeds, {args.steps} "
           f"steps): {len(runs) - len(todo)} done, {len(todo)} to train with {args.jobs} "
           f"processes x {threads} threads -> {out}", file=sys.stderr)

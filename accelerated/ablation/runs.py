@@ -105,12 +105,12 @@ class Run:
 
 
 def plan(variants: list[Variant], seeds: int, schedule: Schedule, out: Path) -> list[Run]:
-    """Every (configuration, seed) run, configuration by configuration. Their configs are
-    checked here, so a setting that cannot run (or data without the built-in quality measure)
-    stops the ablation before any training."""
+    """Every (configuration, seed) run, seed by seed: an ablation stopped early has every
+    configuration with fewer seeds. Their configs are checked here, so a setting that cannot
+    run (or data without the built-in quality measure) stops the ablation before any training."""
     runs = []
-    for variant in variants:
-        for seed in range(seeds):
+    for seed in range(seeds):
+        for variant in variants:
             settings = {**variant.overrides, **schedule.settings(seed),
                         "run.out_dir": str(out / "runs"), "run.name": f"{variant.name}-seed{seed}"}
             run = Run(variant, seed, out / "runs" / settings["run.name"], settings,
