@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from accelerated.models.config import ModelConfig
 
@@ -104,9 +104,19 @@ class RunConfig:
     sample_every: int = 1000
     """Steps between sample grids and attention figures."""
     eval_every: int = 5000
-    """Steps between quality evaluations (built-in data set)."""
+    """Steps between evaluations (FID, KID, the built-in data set's quality) and best.pt updates."""
     eval_samples: int = 1000
     """Samples generated for an evaluation."""
+    eval_metrics: Literal["offline", "inception", "none"] = "offline"
+    """Feature metrics of an evaluation: "offline" (FID and KID in fixed random features),
+    "inception" (the paper's FID, KID and IS; needs torch-fidelity) or "none" (the built-in
+    quality only)."""
+    inception_weights: str = ""
+    """Local copy of torch-fidelity's Inception weights for eval_metrics "inception" ("" =
+    download once)."""
+    best_metric: Literal["fid", "kid", "score", "none"] = "fid"
+    """Evaluation number that picks best.pt: "fid" or "kid" (lower is better), "score" (the
+    built-in data set's quality, higher is better) or "none" (no best.pt)."""
     checkpoint_every: int = 5000
     """Steps between checkpoints."""
     keep_checkpoints: int = 3
@@ -349,6 +359,17 @@ def validate(cfg: TrainConfig, world_size: int = 1) -> None:
          "run.log_every, sample_every, eval_every and checkpoint_every must be at least 1"),
         (r.eval_samples >= 1 and r.grid_columns >= 1,
          "run.eval_samples and run.grid_columns must be at least 1"),
+        (r.eval_metrics == "none" or r.eval_samples >= 10,  # the Inception Score's 10 splits
+         "run.eval_samples must be at least 10 for FID and KID: raise it, or set "
+         "run.eval_metrics = 'none'"),
+        (not r.inception_weights or r.eval_metrics == "inception",
+         "run.inception_weights only applies with run.eval_metrics = 'inception'"),
+        (r.best_metric not in ("fid", "kid") or r.eval_metrics != "none",
+         f"run.best_metric = {r.best_metric!r} needs run.eval_metrics 'offline' or 'inception' "
+         f"(not 'none')"),
+        (r.best_metric != "score" or (cfg.data.source == "builtin" and cfg.model.conditional),
+         "run.best_metric = 'score' needs the built-in data set and a class-conditional model: "
+         "use 'fid' or 'kid' otherwise"),
         (r.keep_checkpoints >= 1, "run.keep_checkpoints must be at least 1"),
         (r.max_bad_steps >= 1 and r.max_rollbacks >= 0,
          "run.max_bad_steps must be at least 1 and run.max_rollbacks at least 0"),

@@ -24,7 +24,6 @@ data set the exact quality measure of `accelerated.data.builtin.quality` is repo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import warnings
@@ -35,8 +34,7 @@ import torch
 from accelerated import config as C
 from accelerated.cli import OneLineParser
 from accelerated.data import builtin, open_dataset
-from accelerated.data.prepare import cache_key
-from accelerated.metrics import FeatureStatistics, feature_network, scores
+from accelerated.metrics import feature_network, reference
 from accelerated.metrics.features import InceptionWeightsError
 from accelerated.sample import load_generator
 from accelerated.training import checkpoint
@@ -44,12 +42,8 @@ from accelerated.training.distributed import resolve_device
 from accelerated.training.sampling import generate
 
 PROG = "python -m accelerated.evaluate"
-CACHE_FORMAT = 1
-KID_ROWS = 10_000  # reference feature rows kept for KID
-KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # Bińkowski et al.'s defaults
-IS_SPLITS = 10
+KID_SUBSETS = 100  # Bińkowski et al.'s default
 QUALITY_SAMPLES = 10_000  # generated images kept for the built-in quality measure
-MAX_REFERENCE = 50_000
 
 
 def make_parser() -> OneLineParser:
@@ -66,70 +60,14 @@ def make_parser() -> OneLineParser:
                         help="reference data set (default: the one the run trained on)")
     parser.add_argument("--reference-samples", type=int, default=None, metavar="N",
                         help=f"data set images for the reference (default: all, at most "
-                        f"{MAX_REFERENCE})")
+                        f"{reference.MAX_REFERENCE})")
     parser.add_argument("--cache-dir", default=None, help="where reference features are cached")
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
     parser.add_argument("--seed", type=int, default=0, help="noise and label seed (default: 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not the EMA")
     return parser
-
-
-class Features:
-    """Streams a feature network's outputs: FID statistics of all rows, plus the first `keep`
-    feature rows (for KID) and, for a classifier, all class probabilities (for IS)."""
-
-    def __init__(self, dim: int, device: torch.device, keep: int):
-        self.stats = FeatureStatistics(dim, device)
-        self.keep = keep
-        self.kept = 0
-        self.rows: list[torch.Tensor] = []
-        self.probs: list[torch.Tensor] = []
-
-    def add(self, out: dict[str, torch.Tensor]) -> None:
-        self.stats.update(out["features"])
-        if self.kept < self.keep:
-            self.rows.append(out["features"][: self.keep - self.kept].float().cpu())
-            self.kept += len(self.rows[-1])
-        if "probs" in out:
-            self.probs.append(out["probs"].float().cpu())
-
-    def features(self) -> torch.Tensor:
-        return torch.cat(self.rows)  # (min(n, keep), d)
-
-
-def reference_cache(cache_dir: Path, source: str, resolution: int, net_name: str, n: int) -> Path:
-    """File of the cached reference features: named after everything they depend on."""
-    if source == "builtin":
-        data = f"builtin-{builtin.DEFAULT_SIZE}"
-    else:
-        data = f"{Path(source).resolve().name}-{cache_key(Path(source), resolution)}"
-    key = hashlib.sha256(f"{data}\n{resolution}\n{net_name}\n{n}\n{CACHE_FORMAT}".encode())
-    return cache_dir / "metrics" / f"{data}-{resolution}-{net_name}-{key.hexdigest()[:12]}.pt"
-
-
-@torch.no_grad()
-def reference_features(dataset, net, n: int, batch: int, device) -> dict[str, torch.Tensor]:
-    """Mean, covariance and KID rows of `n` data set images (a fixed random subset)."""
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:n]
-    acc = Features(net.dim, device, KID_ROWS)
-    for start in range(0, n, batch):
-        images = torch.stack([dataset[int(i)][0] for i in order[start : start + batch]])
-        acc.add(net(images.to(device)))
-    mu, sigma = acc.stats.compute()
-    return {"mu": mu.cpu(), "sigma": sigma.cpu(), "features": acc.features(), "count": n}
-
-
-def cached_reference(path: Path, compute) -> dict[str, torch.Tensor]:
-    """The reference features from `path`, or computed by `compute()` and written there."""
-    if path.is_file():
-        try:
-            return torch.load(path, weights_only=True)
-        except (RuntimeError, EOFError, OSError) as err:
-            print(f"warning: recomputing the reference, {path} is unreadable ({err})")
-    reference = compute()
-    checkpoint.save_atomic(reference, path)
-    return reference
 
 
 @torch.no_grad()
@@ -137,28 +75,25 @@ def generated_features(G, model, net, args, device, builtin_quality: bool):
     """(Features of `args.num_samples` generated images, the built-in data set's quality measure
     of the first `QUALITY_SAMPLES` of them when `builtin_quality`, else None)."""
     gen = torch.Generator().manual_seed(args.seed)
-    acc = Features(net.dim, device, args.num_samples)
-    kept_images, kept_labels = [], []
-    for start in range(0, args.num_samples, args.batch_size):
-        b = min(args.batch_size, args.num_samples - start)
-        z = torch.randn(b, model.z_dim, generator=gen)
-        y = torch.randint(model.num_classes, (b,), generator=gen) if model.num_classes else None
-        images = generate(G, z.to(device), None if y is None else y.to(device), args.batch_size)
-        acc.add(net(images))
-        if builtin_quality and start < QUALITY_SAMPLES:
-            kept_images.append(images[: QUALITY_SAMPLES - start].cpu())
-            kept_labels.append(y[: QUALITY_SAMPLES - start])
+    z = torch.randn(args.num_samples, model.z_dim, generator=gen)
+    y = torch.randint(model.num_classes, (args.num_samples,), generator=gen) \
+        if model.num_classes else None
+    fake, images = reference.generated_features(
+        lambda z, y: generate(G, z, y, args.batch_size), z.to(device),
+        None if y is None else y.to(device), net, args.batch_size,
+        QUALITY_SAMPLES if builtin_quality else 0,
+    )
     if not builtin_quality:
-        return acc, None
-    return acc, builtin.quality(torch.cat(kept_images), torch.cat(kept_labels))
+        return fake, None
+    return fake, builtin.quality(images, y[: len(images)])
 
 
 def check_args(args) -> None:
     if args.num_samples < 2:
         raise ValueError(f"--num-samples {args.num_samples}: FID needs at least 2 samples")
-    if args.metrics == "inception" and args.num_samples < IS_SPLITS:
+    if args.metrics == "inception" and args.num_samples < reference.IS_SPLITS:
         raise ValueError(f"--num-samples {args.num_samples}: the Inception Score needs at least "
-                         f"{IS_SPLITS} (one per split)")
+                         f"{reference.IS_SPLITS} (one per split)")
     if args.inception_weights is not None and args.metrics != "inception":
         raise ValueError("--inception-weights only applies with --metrics inception")
     if args.batch_size < 1:
@@ -179,36 +114,21 @@ def evaluate(args) -> dict:
     net = feature_network(args.metrics, args.inception_weights).to(device).eval()
 
     dataset = open_dataset(source, model.resolution, cache_dir)
-    n_ref = min(len(dataset), args.reference_samples or MAX_REFERENCE)
-    cache = reference_cache(cache_dir, source, model.resolution, net.name, n_ref)
-    reference = cached_reference(
-        cache, lambda: reference_features(dataset, net, n_ref, args.batch_size, device)
-    )
+    ref, cache = reference.for_dataset(dataset, source, model.resolution, cache_dir, net,
+                                       args.batch_size, device, args.reference_samples)
 
     # the exact quality measure needs the built-in data set's classes
     builtin_quality = source == "builtin" and model.num_classes == len(builtin.CLASS_NAMES)
     fake, quality = generated_features(G, model, net, args, device, builtin_quality)
-    mu, sigma = fake.stats.compute()
-    fake_rows = fake.features().to(device)
-    subset_size = min(KID_SUBSET_SIZE, len(fake_rows), len(reference["features"]))
-    kid_mean, kid_std = scores.kernel_inception_distance(
-        reference["features"].to(device), fake_rows, KID_SUBSETS, subset_size
-    )
     results = {
         "checkpoint": str(path),
         "generator": "ema" if not args.no_ema and state.get("G_ema") is not None else "raw",
         "feature_network": net.name,
         "num_samples": args.num_samples,
         "seed": args.seed,
-        "reference": {"data": source, "samples": n_ref, "cache": str(cache)},
-        "fid": scores.frechet_distance(reference["mu"].to(device), reference["sigma"].to(device),
-                                       mu, sigma),
-        "kid": {"mean": kid_mean, "std": kid_std, "subsets": KID_SUBSETS,
-                "subset_size": subset_size},
+        "reference": {"data": source, "samples": ref["count"], "cache": str(cache)},
+        **reference.compare(ref, fake, KID_SUBSETS),
     }
-    if fake.probs:
-        is_mean, is_std = scores.inception_score(torch.cat(fake.probs), IS_SPLITS)
-        results["inception_score"] = {"mean": is_mean, "std": is_std, "splits": IS_SPLITS}
     if quality is not None:
         results["quality"] = quality
     return results

@@ -10,7 +10,7 @@ import torch
 from accelerated import config as C
 from accelerated import evaluate
 from accelerated.data import builtin
-from accelerated.metrics import RandomConvFeatures
+from accelerated.metrics import RandomConvFeatures, reference
 from accelerated.models import Generator
 from accelerated.training import checkpoint
 
@@ -48,7 +48,7 @@ def test_results_are_written_and_the_reference_is_cached(run_dir, tmp_path, monk
     def must_not_run(*args):
         raise AssertionError("the cached reference was recomputed")
 
-    monkeypatch.setattr(evaluate, "reference_features", must_not_run)
+    monkeypatch.setattr(reference, "reference_features", must_not_run)
     code, again = evaluate_cli(run_dir, tmp_path)
     assert code == 0
     assert json.loads(again.read_text()) == results  # cached and deterministic
@@ -81,12 +81,12 @@ def test_a_generator_that_draws_real_images_scores_near_perfect(run_dir, tmp_pat
 
 
 def test_the_cache_file_depends_on_everything_the_reference_does(tmp_path):
-    base = evaluate.reference_cache(tmp_path, "builtin", 16, "net-a", 300)
+    base = reference.reference_cache(tmp_path, "builtin", 16, "net-a", 300)
     assert base.parent == tmp_path / "metrics"
     others = [
-        evaluate.reference_cache(tmp_path, "builtin", 32, "net-a", 300),
-        evaluate.reference_cache(tmp_path, "builtin", 16, "net-b", 300),
-        evaluate.reference_cache(tmp_path, "builtin", 16, "net-a", 301),
+        reference.reference_cache(tmp_path, "builtin", 32, "net-a", 300),
+        reference.reference_cache(tmp_path, "builtin", 16, "net-b", 300),
+        reference.reference_cache(tmp_path, "builtin", 16, "net-a", 301),
     ]
     assert len({base, *others}) == 4
 

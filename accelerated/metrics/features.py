@@ -115,7 +115,8 @@ def _torch_fidelity_inception():
         raise ImportError(
             "the Inception metrics need torch-fidelity (and a working torchvision): "
             'pip install "sagan-course[eval]" with a torch build that has a matching torchvision '
-            "(CPU-only torch 2.13 has none; use --metrics offline there). "
+            "(CPU-only torch 2.13 has none; use the offline metrics there: --metrics offline, or "
+            "run.eval_metrics = 'offline' in training). "
             f"Import failed with: {error}"
         ) from error
     return FeatureExtractorInceptionV3
@@ -155,7 +156,7 @@ class InceptionFeatures(nn.Module):
             raise InceptionWeightsError(
                 f"could not fetch the Inception weights ({error}): on a machine with internet "
                 f"download {INCEPTION_WEIGHTS_URL}, copy it here and pass its path "
-                f"(weights_path=..., or --inception-weights PATH)"
+                f"(weights_path=..., --inception-weights PATH, or run.inception_weights)"
             ) from error
         self.net.eval()
         self.dim = 2048

@@ -13,10 +13,13 @@ malicious file would run code):
 | `opt_G`, `opt_D` | the two Adam optimisers' `state_dict()`s |
 | `rng` | torch CPU/CUDA, Python and NumPy generator states, as tensors and ints |
 | `counters` | skipped steps, rollbacks |
+| `best` | the run's best evaluation so far (metric, value, step), or None |
 
 Writing goes to a temporary file that is flushed, `fsync`ed and then `os.replace`d over the final
 name, so a crash or a full disk mid-write leaves the previous checkpoints untouched. The newest
-`keep` are kept.
+`keep` are kept. `best.pt` in the run folder is a checkpoint like the others, of the step that
+evaluated best: outside `checkpoints/`, so pruning never deletes it and resuming never starts
+from it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import torch
 
 FORMAT_VERSION = 1
 FOLDER = "checkpoints"
+BEST = "best.pt"
 _NAME = re.compile(r"step-(\d+)\.pt")
 
 
@@ -75,10 +79,15 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
 
 def save(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Write the checkpoint of `step` and delete all but the newest `keep`. Raises OSError."""
-    path = path_for(run_dir, step)
-    save_atomic({"format_version": FORMAT_VERSION, "step": step, **state}, path)
+    path = write(path_for(run_dir, step), step, state)
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
+    return path
+
+
+def write(path: Path, step: int, state: dict[str, Any]) -> Path:
+    """Write the checkpoint of `step` to `path` (e.g. the run's `BEST`). Raises OSError."""
+    save_atomic({"format_version": FORMAT_VERSION, "step": step, **state}, path)
     return path
 
 

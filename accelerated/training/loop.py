@@ -39,6 +39,7 @@ from accelerated.training import checkpoint, figures
 from accelerated.training.batches import noise_generator, real_batches, sample_noise
 from accelerated.training.distributed import Context, any_rank, barrier
 from accelerated.training.ema import EMA
+from accelerated.training.evaluation import Evaluation
 from accelerated.training.logging import MetricsLog, say
 from accelerated.training.sampling import generate
 
@@ -63,6 +64,7 @@ class Trainer:
                 f"model.num_classes is {cfg.model.num_classes}: set model.num_classes = "
                 f"{self.dataset.num_classes} (or 0 for an unconditional model)"
             )
+        self.evaluation = Evaluation(cfg, self.run_dir, ctx, self.dataset)
         torch.manual_seed(r.seed)  # the same initial weights on every rank
         G, D = build_models(cfg.model)
         memory_format = torch.channels_last if (self.cuda and r.channels_last) else None
@@ -111,6 +113,7 @@ class Trainer:
             "opt_D": self.opt_D.state_dict(),
             "rng": checkpoint.rng_state(),
             "counters": dict(self.counters),
+            "best": self.evaluation.best,
         }
 
     def load(self, state: dict, path: Path) -> None:
@@ -129,6 +132,7 @@ class Trainer:
         self.opt_D.load_state_dict(state["opt_D"])
         checkpoint.set_rng_state(state["rng"])
         self.counters.update(state["counters"])
+        self.evaluation.restore(state.get("best"))
         self.step = state["step"]
 
     def save(self) -> Path | None:
@@ -304,23 +308,17 @@ class Trainer:
             fig = figures.attention_figure(images[picks], beta[picks])
             fig.save(self.run_dir / "attention" / f"step-{self.step:08d}-G{k}-{side}x{side}.png")
 
-    def evaluate(self) -> dict[str, float] | None:
-        """The built-in data set's exact quality measure on `eval_samples` samples (rank 0).
-        Classes are balanced; an unconditional model is not scored on `class_match`/`score`."""
-        if self.cfg.data.source != "builtin":
-            return None
-        from accelerated.data import builtin
-
-        n, conditional = self.cfg.run.eval_samples, self.cfg.model.conditional
-        gen = noise_generator(self.ctx.device, self.cfg.run.seed, NOISE_EVAL)
-        classes = torch.arange(n, device=self.ctx.device) % self.dataset.num_classes
-        z = torch.randn(n, self.cfg.model.z_dim, generator=gen, device=self.ctx.device)
-        quality = builtin.quality(self.generate(z, classes if conditional else None), classes)
-        if not conditional:  # the requested class means nothing to this model
-            quality = {k: v for k, v in quality.items() if k not in ("class_match", "score")}
-        self.log.write(self.step, "eval", quality)
-        self.last_quality, self.last_quality_step = quality, self.step
-        return quality
+    def evaluate(self) -> dict[str, float]:
+        """Measure `eval_samples` samples from fixed noise (classes balanced), log the numbers,
+        keep best.pt (rank 0; see `accelerated.training.evaluation`)."""
+        n = self.cfg.run.eval_samples
+        z, classes = self.fixed_noise(NOISE_EVAL, n, torch.arange(n) % self.dataset.num_classes)
+        values = self.evaluation.measure(self.generate, z, classes)
+        if values:
+            self.log.write(self.step, "eval", values)
+            self.last_quality, self.last_quality_step = values, self.step
+            self.evaluation.keep_best(self.step, values, self.state)
+        return values
 
     # -- the loop ------------------------------------------------------------------------------
 
