@@ -3,6 +3,10 @@ is not retrained on a rerun, and its table and plot hold the numbers of the runs
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +37,7 @@ def exit_code(argv) -> int:
 
 
 def configs() -> dict[str, C.TrainConfig]:
-    runs = plan(variants.by_name(), 1, Schedule("builtin", 10, 5, 8), Path("unused"))
+    runs = plan(variants.by_name(), 1, Schedule("builtin", 10, 5, 16), Path("unused"))
     return {run.variant.name: run.config() for run in runs}
 
 
@@ -154,6 +158,25 @@ def test_tiny_ablation_runs_resumes_and_tabulates(tmp_path, capsys):
     # Other settings in the same folder are refused before anything trains.
     assert main([*argv[:3], "6", *argv[4:]]) == 2
     assert "was trained with run.steps = 4" in capsys.readouterr().err
+
+
+def test_a_stopped_ablation_saves_checkpoints_and_resumes_them(tmp_path):
+    flags = ["--preset", "tiny", "--steps", "5000", "--eval-every", "5000", "--eval-samples", "16",
+             "--configs", "residual-8", "--seeds", "1", "--jobs", "1", "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "accelerated.ablation", *flags,
+                             "--out", str(tmp_path)], stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "runs" / "residual-8-seed0" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and metrics.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err
+    assert "run the same command again to continue" in err and "no run has finished" in err
+    (run,) = plan(variants.by_name(["residual-8"]), 1, Schedule("tiny", 5000, 5000, 16), tmp_path)
+    stopped_at = checkpoint.list_checkpoints(run.folder)[-1]
+    assert stopped_at != checkpoint.path_for(run.folder, 0)  # saved when stopped
+    assert run.state() == "partial" and run.train_args() == ["--resume", str(run.folder)]
 
 
 @pytest.mark.parametrize(("flags", "message"), [

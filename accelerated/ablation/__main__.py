@@ -84,16 +84,17 @@ def main(argv: list[str] | None = None) -> int:
           f"steps): {len(runs) - len(todo)} done, {len(todo)} to train with {args.jobs} "
           f"processes x {threads} threads -> {out}", file=sys.stderr)
     start = time.monotonic()
+    failed, status = {}, 0
     try:
         failed = workers.run_all(todo, args.jobs, threads, out / "logs", args.progress)
     except workers.Interrupted as err:
         print(f"{PROG}: interrupted ({err}; checkpoints saved): run the same command again "
-              f"to continue", file=sys.stderr)
-        return 130
+              f"to continue; the results below are of the runs finished so far", file=sys.stderr)
+        status = 130
     rows = results.summarise(runs)
     if not rows:
-        print(f"{PROG}: error: no run finished; see the logs in {out / 'logs'}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: no run has finished yet (logs: {out / 'logs'})", file=sys.stderr)
+        return status or 1
     meta = {
         "command": " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
         "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
@@ -103,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
                    f"torch {torch.__version__}",
     }
     paths = results.write(rows, out, meta)
-    title = (f"SAGAN ablation: {args.preset} preset, {args.steps} steps, mean of "
-             f"{args.seeds} seeds (band: min-max)")
+    title = (f"SAGAN ablation: {args.preset} preset, {args.steps} steps; mean over n seeds, "
+             f"band: min-max")
     figure = plot.figure(rows, out / "ablation.png", title)
     print(results.markdown(rows))
     print(f"table: {paths['md']} (also .csv, .json); plot: {figure}")
     for name, error in failed.items():
         print(f"failed: {name}: {error} (log: {out / 'logs' / name}.log)", file=sys.stderr)
-    return 1 if failed else 0
+    return status or (1 if failed else 0)
 
 
 if __name__ == "__main__":

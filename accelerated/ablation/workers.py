@@ -55,10 +55,6 @@ def start(run: Run, threads: int, log_dir: Path) -> subprocess.Popen:
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def _stop_on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 def last_lines(path: Path, n: int = 3) -> str:
     lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
     return " | ".join(line.strip() for line in lines[-n:] if line.strip())
@@ -69,40 +65,43 @@ def run_all(runs: list[Run], jobs: int, threads: int, log_dir: Path,
     """Train `runs` (none of them done) with `jobs` workers; returns {run name: error} for the
     runs that failed. Raises Interrupted after stopping the workers on Ctrl-C / SIGTERM."""
     pending, active, failed = list(runs), {}, {}
-    total = sum(r.steps for r in runs)
-    bar = tqdm(total=total, unit="step", desc="ablation", dynamic_ncols=True, mininterval=10,
+    stop: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: stop.append(signum)) for s in signals}
+    bar = tqdm(total=sum(r.steps for r in runs), initial=sum(steps_done(r) for r in runs),
+               unit="step", desc="ablation", dynamic_ncols=True, mininterval=10,
                disable=not progress)
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.monotonic()
     try:
         while pending or active:
-            while pending and len(active) < jobs:
+            while pending and len(active) < jobs and not stop:
                 run = pending.pop(0)
                 verb = "resuming" if run.state() == "partial" else "starting"
                 active[run.name] = (run, start(run, threads, log_dir))
                 bar.write(f"{verb} {run.name}")
             time.sleep(POLL_SECONDS)
-            for name, (_, proc) in list(active.items()):
+            if stop:
+                for _, proc in active.values():
+                    proc.send_signal(signal.SIGTERM)  # finish the step, save a checkpoint
+                for _, proc in active.values():
+                    proc.wait()
+                raise Interrupted(f"{len(active) + len(pending)} runs unfinished")
+            for name, (run, proc) in list(active.items()):
                 if proc.poll() is None:
                     continue
                 del active[name]
-                minutes = (time.monotonic() - started) / 60
-                if proc.returncode != 0:
+                if proc.returncode != 0 or run.state() != "done":
                     failed[name] = (f"exit status {proc.returncode}: "
                                     f"{last_lines(log_dir / f'{name}.log')}")
                     bar.write(f"FAILED {name} ({failed[name]})")
                 else:
+                    minutes = (time.monotonic() - started) / 60
                     bar.write(f"finished {name} after {minutes:.1f} min of the ablation")
             done = sum(r.steps for r in runs if r not in pending and r.name not in active
                        and r.name not in failed)
             bar.update(done + sum(steps_done(run) for run, _ in active.values()) - bar.n)
-    except KeyboardInterrupt:
-        for _, proc in active.values():
-            proc.send_signal(signal.SIGTERM)  # finish the step, save a checkpoint, exit
-        for _, proc in active.values():
-            proc.wait()
-        raise Interrupted(f"{len(active) + len(pending)} runs unfinished") from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         bar.close()
     return failed
