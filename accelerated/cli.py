@@ -1,7 +1,9 @@
-"""Shared command-line helper for the small CLIs (sample, evaluate)."""
+"""Shared command-line helpers for the small CLIs (sample, evaluate, data.prepare)."""
 
 import argparse
 import sys
+
+SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes seeds below this (and Python ints wrap)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -10,3 +12,14 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(2)
+
+
+def seed(text: str) -> int:
+    """argparse type of a random seed: an integer in [0, 2**63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed {text!r} is not an integer") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"seed {value} is out of range: use 0 to {SEED_LIMIT - 1}")
+    return value

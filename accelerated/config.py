@@ -27,6 +27,7 @@ import ast
 import dataclasses
 import inspect
 import itertools
+import math
 import re
 import textwrap
 import tomllib
@@ -313,8 +314,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+    except OSError as err:  # a folder, no permission
+        raise ConfigError(f"config file {path} cannot be read: {err.strerror or err}") from None
 
 
 def preset(name: str) -> dict[str, Any]:
@@ -347,13 +350,15 @@ def validate(cfg: TrainConfig, world_size: int = 1) -> None:
         (o.batch_size % world_size == 0,
          f"optim.batch_size {o.batch_size} does not divide by the {world_size} ranks: "
          f"use a multiple of {world_size}"),
-        (o.lr_g > 0 and o.lr_d > 0, "optim.lr_g and optim.lr_d must be positive"),
+        (0 < o.lr_g < math.inf and 0 < o.lr_d < math.inf,
+         "optim.lr_g and optim.lr_d must be positive and finite"),
         (0 <= o.beta1 < 1 and 0 <= o.beta2 < 1, "optim.beta1 and optim.beta2 must lie in [0, 1)"),
-        (o.eps > 0, "optim.eps must be positive"),
+        (0 < o.eps < math.inf, "optim.eps must be positive and finite"),
         (o.d_steps >= 1, "optim.d_steps must be at least 1"),
         (0 <= o.ema_decay < 1, "optim.ema_decay must lie in [0, 1)"),
         (o.ema_start >= 0, "optim.ema_start must be at least 0"),
         (r.steps >= 1, "run.steps must be at least 1"),
+        (0 <= r.seed < 2**63, "run.seed must lie in [0, 2**63)"),
         (r.device in ("auto", "cpu", "cuda"), "run.device must be 'auto', 'cpu' or 'cuda'"),
         (min(r.log_every, r.sample_every, r.eval_every, r.checkpoint_every) >= 1,
          "run.log_every, sample_every, eval_every and checkpoint_every must be at least 1"),

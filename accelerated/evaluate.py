@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from accelerated import config as C
-from accelerated.cli import OneLineParser
+from accelerated.cli import OneLineParser, seed
 from accelerated.data import builtin, open_dataset
 from accelerated.metrics import feature_network, reference
 from accelerated.metrics.features import InceptionWeightsError
@@ -63,7 +63,7 @@ def make_parser() -> OneLineParser:
                         f"{reference.MAX_REFERENCE})")
     parser.add_argument("--cache-dir", default=None, help="where reference features are cached")
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
-    parser.add_argument("--seed", type=int, default=0, help="noise and label seed (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="noise and label seed (default: 0)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not the EMA")

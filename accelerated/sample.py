@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from accelerated import config as C
-from accelerated.cli import OneLineParser
+from accelerated.cli import OneLineParser, seed
 from accelerated.models import Generator
 from accelerated.training import checkpoint, figures
 from accelerated.training.distributed import resolve_device
@@ -43,8 +43,9 @@ def make_parser() -> OneLineParser:
     parser.add_argument("--classes", default=None, metavar="LIST",
                         help="classes of the class sheet, e.g. 0,1,2 (default: all, at most 32)")
     parser.add_argument("--columns", type=int, default=8, help="images per row (default: 8)")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--seed", type=seed, default=0, help="noise seed (default: 0)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not the EMA")
     return parser
 
@@ -55,10 +56,11 @@ def load_generator(source: Path, device: torch.device, ema: bool = True):
         path, state = checkpoint.latest(source, device)
     else:
         path, state = source, checkpoint.load(source, device)
-    cfg = C.from_dict(state["config"])
-    G = Generator(cfg.model).to(device)
-    weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
-    G.load_state_dict(weights)
+    with checkpoint.reading(path):
+        cfg = C.from_dict(state["config"])
+        G = Generator(cfg.model).to(device)
+        weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
+        G.load_state_dict(weights)
     return G.eval(), cfg.model, path
 
 
@@ -86,43 +88,43 @@ def sheet_classes(args, num_classes: int) -> torch.Tensor:
     return classes
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
-    try:
-        if args.n is not None and args.n < 1:
-            raise ValueError("--n must be at least 1")
-        if args.columns < 1:
-            raise ValueError("--columns must be at least 1")
-        device = resolve_device(args.device)
-        G, model, path = load_generator(Path(args.checkpoint), device, ema=not args.no_ema)
-    except (ValueError, checkpoint.CheckpointError, C.ConfigError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+def draw(args) -> str:
+    """Draw and write the images the parsed arguments ask for; returns what was written where."""
+    if args.n is not None and args.n < 1:
+        raise ValueError("--n must be at least 1")
+    if args.columns < 1:
+        raise ValueError("--columns must be at least 1")
+    device = resolve_device(args.device)
+    G, model, path = load_generator(Path(args.checkpoint), device, ema=not args.no_ema)
     gen = torch.Generator().manual_seed(args.seed)
-    try:
-        if args.class_sheet:
-            classes = sheet_classes(args, model.num_classes)
-            y = classes.repeat_interleave(args.columns)
-        else:
-            n = args.n if args.n is not None else 64
-            y = labels_for(args, n, model.num_classes, gen)
-    except ValueError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    if args.class_sheet:
+        y = sheet_classes(args, model.num_classes).repeat_interleave(args.columns)
+    else:
+        y = labels_for(args, args.n if args.n is not None else 64, model.num_classes, gen)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # fail before the work, not after
     n = len(y) if y is not None else (args.n or 64)
     z = torch.randn(n, model.z_dim, generator=gen)
     images = generate(G, z.to(device), None if y is None else y.to(device))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     if args.n is not None:
         for i, pixels in enumerate(figures.to_uint8(images)):
             Image.fromarray(pixels).save(out / f"sample-{i:05d}.png")
-        written = f"{n} images sample-*.png in {out}"
-    else:
-        name = "class_sheet.png" if args.class_sheet else "grid.png"
-        figures.grid(images, args.columns).save(out / name)
-        written = str(out / name)
-    print(f"wrote {written} (from {path})")
+        return f"{n} images sample-*.png in {out} (from {path})"
+    name = "class_sheet.png" if args.class_sheet else "grid.png"
+    figures.grid(images, args.columns).save(out / name)
+    return f"{out / name} (from {path})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        print(f"wrote {draw(args)}")
+    except (ValueError, checkpoint.CheckpointError) as err:  # ConfigError is a ValueError
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a folder that cannot be written, a full disk
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from accelerated import config as C
 from accelerated.training import checkpoint, distributed
+from accelerated.training.logging import say
 from accelerated.training.loop import Trainer, TrainingError
 
 PROG = "python -m accelerated.train"
@@ -75,7 +76,8 @@ def make_parser() -> Parser:
                         help="TOML file of overrides, sections [model] [data] [optim] [run]")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR",
                         help="continue the run in RUN_DIR from its newest complete checkpoint "
-                        "(its saved config, plus any overrides given here)")
+                        "(from step 0 if it has none), with its saved config plus any overrides "
+                        "given here")
     preset = C.preset(C.DEFAULT_PRESET)
     groups = {}
     for info in C.fields_of():
@@ -99,11 +101,26 @@ def build_config(args: argparse.Namespace) -> tuple[C.TrainConfig, Path | None]:
     if args.preset:
         raise UsageError("--preset cannot be combined with --resume: a resumed run keeps its "
                          "saved config (override single fields instead)")
+    return C.build(None, args.config, overrides, base=saved_config(run_dir)), run_dir
+
+
+def saved_config(run_dir: Path) -> C.TrainConfig:
+    """The config a run saved in its `config.json`; UsageError if there is none or it is damaged."""
     saved = run_dir / "config.json"
     if not saved.is_file():
         raise UsageError(f"--resume {run_dir}: no run there ({saved} is missing)")
-    base = C.from_dict(json.loads(saved.read_text()))
-    return C.build(None, args.config, overrides, base=base), run_dir
+    damaged = f"--resume {run_dir}: {saved} is damaged"
+    hint = "restore it (the run's config.toml holds the same settings) or start a new run"
+    try:
+        values = json.loads(saved.read_text())
+    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
+        raise UsageError(f"{damaged} ({err}); {hint}") from None
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        raise UsageError(f"{damaged} (not sections of settings); {hint}")
+    try:
+        return C.from_dict(values)
+    except C.ConfigError as err:
+        raise UsageError(f"{damaged} ({err}); {hint}") from None
 
 
 def new_run_dir(cfg: C.TrainConfig) -> Path:
@@ -169,6 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     try:
+        state = None
+        if resuming and checkpoint.list_checkpoints(run_dir):
+            # checked before Trainer() writes anything into the run folder
+            path, state = checkpoint.latest(run_dir, ctx.device, warn=say)
+            with checkpoint.reading(path):
+                checkpoint.check_compatible(state, C.to_dict(cfg), path)
+        elif resuming and ctx.is_main:
+            say(f"{run_dir} has no checkpoint (it stopped before its first): starting at step 0")
         try:
             trainer = Trainer(cfg, run_dir, ctx)
         except ValueError as err:  # e.g. the data set does not fit the model
@@ -176,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(run_dir, ignore_errors=True)  # the new, still empty, run folder
             print(f"{PROG}: error: {err}", file=sys.stderr)
             return 2
-        if resuming:
-            path, state = checkpoint.latest(run_dir, ctx.device)
-            trainer.load(state, path)
+        if state is not None:
+            with checkpoint.reading(path):
+                trainer.load(state, path)
             if ctx.is_main:
                 print(f"resuming {run_dir} at step {trainer.step} from {path}", file=sys.stderr)
         else:
@@ -187,9 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         if ctx.is_main:
             report(trainer, outcome)
         return 0
-    except (checkpoint.CheckpointError, TrainingError) as err:
+    except (checkpoint.CheckpointError, TrainingError, OSError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before training began, or a second one during it
+        print(f"{PROG}: interrupted; continue from the newest complete checkpoint with: "
+              f"{PROG} --resume {run_dir}", file=sys.stderr)
+        return 130
     finally:
         distributed.teardown(ctx)
 

@@ -5,6 +5,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+pytest_plugins = ["fault_tally"]  # counts of the fault suite, printed at the end
+
 # "sagan-ci": thorough but bounded: CI runs on 2 cores within a time budget.
 settings.register_profile(
     "sagan-ci",

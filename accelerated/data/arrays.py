@@ -131,8 +131,9 @@ def _load(path: Path, **kwargs) -> np.ndarray:
                          f"{META}; {HOW_TO_MAKE}")
     try:
         return np.load(path, allow_pickle=False, **kwargs)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path} is not a readable .npy file ({error}); {HOW_TO_MAKE}") from None
+    except (OSError, ValueError, EOFError) as error:  # EOFError: an empty or cut-off file
+        reason = str(error) or type(error).__name__
+        raise ValueError(f"{path} is not a readable .npy file ({reason}); {HOW_TO_MAKE}") from None
 
 
 def _read_meta(path: Path) -> dict:

@@ -15,7 +15,6 @@ errors and Ctrl-C, and the next run removes any left by a killed process.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from accelerated.cli import OneLineParser
 from accelerated.data import arrays
 from accelerated.data.folder import UnusableImage, load_image, scan
 
@@ -199,9 +199,8 @@ def prepare_cached(src, resolution: int, cache_dir) -> Path:
     return out
 
 
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m accelerated.data.prepare",
         description="Turn a folder with one subfolder of images per class into a prepared "
         "data set (images.npy, labels.npy, meta.json, report.json).",
@@ -214,7 +213,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         report = prepare(args.src, args.out, args.resolution, args.workers)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # bad folders; an output that cannot be written
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

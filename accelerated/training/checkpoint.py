@@ -24,6 +24,7 @@ from it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
@@ -42,6 +43,11 @@ _NAME = re.compile(r"step-(\d+)\.pt")
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: damaged, unsafe, too new or for another architecture."""
+
+
+class DamagedCheckpoint(CheckpointError):
+    """A file that does not read as a checkpoint at all (truncated, garbage, not a torch file):
+    what a crash or a bad disk leaves, so `latest` skips it for an older one."""
 
 
 def path_for(run_dir: Path, step: int) -> Path:
@@ -91,22 +97,39 @@ def write(path: Path, step: int, state: dict[str, Any]) -> Path:
     return path
 
 
+def _first_sentence(err: BaseException) -> str:
+    """The gist of a library's error: its first line, up to the first full stop."""
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    return line.split(". ")[0][:200]
+
+
+def _unpickling_reason(err: BaseException) -> str:
+    """The line of torch's weights-only error that names the problem (an opcode, a global)."""
+    found = re.search(r"^.*(GLOBAL|Unsupported|Can only).*$", str(err), re.MULTILINE)
+    return found.group(0).strip() if found else _first_sentence(err)
+
+
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with `weights_only=True`; raise CheckpointError with the reason if the
-    file is not a checkpoint this code can read."""
+    file is not a checkpoint this code can read (DamagedCheckpoint if it is not one at all)."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "GLOBAL" not in str(err):  # garbage bytes, not a reference to Python code
+            raise DamagedCheckpoint(f"checkpoint {path} is damaged or not a checkpoint: "
+                                    f"{_unpickling_reason(err)}") from None
         raise CheckpointError(
             f"refusing to load {path}: it holds Python objects, not only tensors and plain values "
-            f"(torch.load(weights_only=True) rejected it: {reason}). Do not load files you do "
-            f"not trust."
+            f"(torch.load(weights_only=True) rejected it: {_unpickling_reason(err)}). Do not load "
+            f"files you do not trust."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path} is damaged or not a checkpoint: {err}") from None
+    except Exception as err:  # torch raises many kinds on damaged files; all mean "unreadable"
+        raise DamagedCheckpoint(
+            f"checkpoint {path} is damaged or not a checkpoint: {_first_sentence(err)}"
+        ) from None
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path} is not a training checkpoint (no format_version)")
     version = state["format_version"]
@@ -125,11 +148,26 @@ def latest(run_dir: Path, map_location: str | torch.device = "cpu", warn=print):
     for path in reversed(found):
         try:
             return path, load(path, map_location)
-        except CheckpointError as err:
-            if "damaged" not in str(err):
-                raise
+        except DamagedCheckpoint as err:
             warn(f"warning: skipping {err}")
     raise CheckpointError(f"no usable checkpoint in {Path(run_dir) / FOLDER}")
+
+
+@contextlib.contextmanager
+def reading(path: Path):
+    """Report a checkpoint that loads but lacks what restoring it needs (an entry, a tensor of
+    the right size, a valid config) as CheckpointError naming the file, not as a traceback."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+        reason = f"no entry {err.args[0]!r}" if isinstance(err, KeyError) else (
+            _first_sentence(err))
+        raise CheckpointError(
+            f"checkpoint {path} does not hold a usable training state ({reason}): use a "
+            f"checkpoint written by this code"
+        ) from None
 
 
 def check_model(state: dict[str, Any], model: dict[str, Any], path: Path) -> None:
@@ -142,6 +180,17 @@ def check_model(state: dict[str, Any], model: dict[str, Any], path: Path) -> Non
         raise CheckpointError(
             f"checkpoint {path} is for another architecture; " + "; ".join(diffs)
             + ". Use the same [model] settings as the checkpoint."
+        )
+
+
+def check_compatible(state: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    """Raise CheckpointError unless the checkpoint fits a run of `config` (nested dicts): the same
+    model settings (`check_model`), and an EMA generator exactly when `optim.ema` is on."""
+    check_model(state, config["model"], path)
+    if (state.get("G_ema") is None) == config["optim"]["ema"]:
+        raise CheckpointError(
+            f"checkpoint {path} was trained with optim.ema = {state.get('G_ema') is not None}: "
+            f"use the same setting to resume it"
         )
 
 

@@ -36,7 +36,12 @@ from accelerated.data import open_dataset
 from accelerated.models import attention_layers, build_models
 from accelerated.ops import hinge_loss_discriminator, hinge_loss_generator
 from accelerated.training import checkpoint, figures
-from accelerated.training.batches import noise_generator, real_batches, sample_noise
+from accelerated.training.batches import (
+    StepBatches,
+    noise_generator,
+    real_batches,
+    sample_noise,
+)
 from accelerated.training.distributed import Context, any_rank, barrier
 from accelerated.training.ema import EMA
 from accelerated.training.evaluation import Evaluation
@@ -91,6 +96,8 @@ class Trainer:
             self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
             self.G_fake, self.D_score = torch.compile(self.G), torch.compile(self.D)
         self.batch = o.batch_size // ctx.world_size  # per rank
+        # a batch larger than the data set raises ValueError now, before anything is written
+        StepBatches(self.dataset, self.batch, ctx.rank, ctx.world_size, r.seed)
         self.step = 0
         self.counters = {"skipped_d": 0, "skipped_g": 0, "rollbacks": 0}
         self.bad_in_a_row = 0
@@ -118,12 +125,7 @@ class Trainer:
 
     def load(self, state: dict, path: Path) -> None:
         """Restore a checkpoint (checked for architecture first)."""
-        checkpoint.check_model(state, to_dict(self.cfg)["model"], path)
-        if (state["G_ema"] is None) != (self.ema is None):
-            raise checkpoint.CheckpointError(
-                f"checkpoint {path} was trained with optim.ema = {state['G_ema'] is not None}: "
-                f"use the same setting to resume it"
-            )
+        checkpoint.check_compatible(state, to_dict(self.cfg), path)
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         if self.ema:
