@@ -125,6 +125,10 @@ def test_tiny_ablation_runs_resumes_and_tabulates(tmp_path, capsys):
     for name, by_step in scores.items():
         rewrite_scores(runs / name, by_step)
     stamps = {name: (runs / name / "metrics.jsonl").stat().st_mtime_ns for name in names}
+    # A config saved by older code, without a newer setting, still counts as the same run.
+    saved = json.loads((runs / names[0] / "config.json").read_text())
+    del saved["run"]["grid_columns"]
+    (runs / names[0] / "config.json").write_text(json.dumps(saved))
     capsys.readouterr()
     assert main(argv) == 0
     err = capsys.readouterr().err
@@ -140,6 +144,11 @@ def test_tiny_ablation_runs_resumes_and_tabulates(tmp_path, capsys):
     assert (sagan["final_score"]["min"], sagan["final_score"]["max"]) == (0.25, 0.75)
     assert sagan["best_score"]["mean"] == pytest.approx((0.5 + 0.75) / 2)
     assert [r["best_step"] for r in sagan["runs"]] == [2, 4]
+    last = [[json.loads(line) for line in (runs / name / "metrics.jsonl").open()][-1]
+            for name in names[:2]]
+    assert [r["kind"] for r in last] == ["eval", "eval"]
+    assert sagan["final_symmetry"]["mean"] == pytest.approx((last[0]["symmetry"]
+                                                             + last[1]["symmetry"]) / 2)
     spread = {"mean": 0.25, "std": pytest.approx(0.5 ** 0.5 / 2), "min": 0.0, "max": 0.5}
     assert rows["no-attention"]["best_score"] == spread
     with open(tmp_path / "ablation.csv") as fh:

@@ -1,6 +1,6 @@
 r"""The ablation's figure: quality vs training step, one colour per configuration, the mean over
-seeds as a line and the min-max over seeds as a band. A second panel shows FID when the runs'
-evaluations report one."""
+seeds as a line and the min-max over seeds as a band. One panel for the score, one for the
+symmetry of the twins, and one for FID when the runs' evaluations report it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-PANELS = (("score", "quality score (higher is better)"), ("fid", "FID (lower is better)"))
+PANELS = (("score", "quality score (higher is better)"),
+          ("symmetry", "symmetry: left-right correlation (higher is better)"),
+          ("fid", "FID (lower is better)"))
 
 
 def curve(row: dict, metric: str) -> tuple[list[int], list[float], list[float], list[float]]:
@@ -24,7 +26,7 @@ def figure(rows: list[dict], path: Path, title: str) -> Path:
     """Draw `rows` (from `results.summarise`) to the PNG `path`."""
     panels = [(m, label) for m, label in PANELS
               if all(curve(row, m)[0] for row in rows)]
-    fig = Figure(figsize=(7.5 * len(panels), 5), layout="constrained")
+    fig = Figure(figsize=(6 * len(panels), 5), layout="constrained")
     for ax, (metric, label) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels,
                                    strict=True):
         for i, row in enumerate(rows):

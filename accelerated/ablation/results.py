@@ -4,8 +4,9 @@ seeds of the final and the best quality score, written as JSON, CSV and a Markdo
 The score is the built-in data set's exact measure (`accelerated.data.builtin.quality`: the
 fraction of samples that are well formed, of the asked class, with agreeing twins), logged as
 "eval" records every `run.eval_every` steps. "Final" is the score at the last step, "best" the
-highest score at any evaluation. Spread: mean, sample standard deviation over seeds (n - 1;
-none for one seed), min and max.
+highest score at any evaluation. Agreement (the twins match) and symmetry (correlation of the
+two halves, no thresholds) are the long-range parts of the measure. Spread: mean, sample
+standard deviation over seeds (n - 1; none for one seed), min and max.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from accelerated.ablation.runs import Run
 
-SPREAD_OF = ("final_score", "best_score", "final_agreement")
+SPREAD_OF = ("final_score", "best_score", "final_agreement", "final_symmetry")
 """The per-run values whose spread the table shows."""
 
 
@@ -49,14 +50,16 @@ def steps_per_second(folder: Path) -> float | None:
 
 
 def run_result(run: Run) -> dict:
-    """One finished run: its final and best score, final agreement, throughput, evaluations."""
+    """One finished run: its final and best score, final agreement and symmetry, throughput,
+    evaluations."""
     records = evals(run.folder)
     final = records[-1]
     best = max(records, key=lambda r: r["score"])
     return {
         "name": run.name, "seed": run.seed, "final_step": final["step"],
         "final_score": final["score"], "best_score": best["score"], "best_step": best["step"],
-        "final_agreement": final["agreement"], "steps_per_second": steps_per_second(run.folder),
+        "final_agreement": final["agreement"], "final_symmetry": final["symmetry"],
+        "steps_per_second": steps_per_second(run.folder),
         "evals": records,
     }
 
@@ -104,7 +107,7 @@ def _cell(s: dict[str, float | None]) -> str:
 def markdown(rows: list[dict]) -> str:
     """The table: mean ± std (min–max) over seeds."""
     lines = ["| configuration | what changes | seeds | final score | best score "
-             "| final agreement | steps/s |", "|---|---|---|---|---|---|---|"]
+             "| final agreement | final symmetry | steps/s |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         rate = "" if row["steps_per_second"] is None else f"{row['steps_per_second']:.2f}"
         lines.append(f"| {row['config']} | {row['summary']} | {row['seeds']} | "

@@ -5,7 +5,8 @@ training command with the configuration's settings as `--section.field` flags. A
 **done** when its newest checkpoint is of the last step, **partial** when it has an earlier
 one (it continues with `--resume`), and **new** when it has none (a folder left by a run killed
 before its first checkpoint is cleared). A folder made with other settings is refused, so a
-rerun never mixes two different ablations.
+rerun never mixes two different ablations (a setting newer than the folder's code, absent
+from its saved config, is not compared).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class Run:
         wanted = C.to_dict(self.config())
         for section, entries in wanted.items():
             for key, value in entries.items():
-                path, old = f"{section}.{key}", saved.get(section, {}).get(key)
+                path, old = f"{section}.{key}", saved.get(section, {}).get(key, value)
                 if path not in IGNORED and old != value:
                     raise AblationError(
                         f"{self.folder} was trained with {path} = {old!r}, this ablation asks "
