@@ -1,11 +1,14 @@
-"""`python -m accelerated.bench` on CPU: tiny shapes, a table, a JSON record; GPU rows marked."""
+"""`python -m accelerated.bench` on CPU: tiny sizes, a table, a JSON record; GPU rows marked;
+the FLOP count against hand formulas and the cost model."""
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
-from accelerated.bench import attention
+from accelerated import models
+from accelerated.bench import attention, flops, peak, step
 from accelerated.bench.__main__ import main
 
 
@@ -55,3 +58,204 @@ def test_sn_bench_runs_on_cpu(tmp_path):
     (path,) = tmp_path.glob("sn-*.json")
     rows = json.loads(path.read_text())["rows"]
     assert rows[0]["impl"] == "torch" and rows[0]["sn_layers"] > 10
+
+
+# -- the training step ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def step_record(tmp_path_factory):
+    """One `bench step --quick` run on the CPU (tiny preset), shared by the tests below."""
+    out = tmp_path_factory.mktemp("step")
+    argv = ["step", "--device", "cpu", "--quick", "--iters", "1", "--out", str(out)]
+    assert main(argv) == 0
+    (path,) = out.glob("step-*.json")
+    return path, json.loads(path.read_text())
+
+
+def test_step_bench_lists_every_row_and_measures_the_cpu_ones(step_record):
+    _, record = step_record
+    rows = {r["row"]: r for r in record["rows"]}
+    assert list(rows) == list(step.ROWS) + list(step.NOT_IN_TRAINING)
+    assert record["preset"] == "tiny" and record["torch"] == torch.__version__
+    base = rows["baseline"]
+    assert base["status"] == "ok" and base["it_s"] > 0 and base["x_baseline"] == 1
+    assert base["levers"] == dataclasses.asdict(step.BASELINE)
+    assert base["images_s"] == pytest.approx(base["it_s"] * record["batch"])
+    assert base["mfu"] is None and record["peak_bf16_tflops"] is None  # no bf16 peak on a CPU
+    assert rows["fused Adam"]["status"] == "ok"
+    for name in ("bf16 autocast", "channels-last", "SDPA attention", "compile + CUDA graphs"):
+        assert rows[name]["status"] == "not run" and "needs CUDA" in rows[name]["note"]
+    assert "--quick" in rows["torch.compile"]["note"]
+    # the fast path runs with what acts on a CPU and says what stayed off
+    assert rows["fast path"]["status"] == "ok" and "bf16" in rows["fast path"]["note"]
+    assert rows["batched SN kernel"]["status"] == "not run"
+    assert record["flops_per_iteration"] == record["flops_per_image"] * record["batch"]
+
+
+def test_fused_adam_lever_swaps_the_trainers_optimisers(tmp_path):
+    from accelerated.bench.trainer import config, synthetic_trainer
+
+    trainer = synthetic_trainer(config("tiny"), torch.device("cpu"), tmp_path)
+    params = [p for g in trainer.opt_D.param_groups for p in g["params"]]
+    step.set_adam(trainer, fused=True)
+    assert trainer.opt_D.defaults["fused"] and trainer.opt_G.defaults["fused"]
+    assert [p for g in trainer.opt_D.param_groups for p in g["params"]] == params
+    assert trainer.opt_D.defaults["lr"] == trainer.cfg.optim.lr_d
+    step.set_adam(trainer, fused=False)
+    assert not trainer.opt_D.defaults["fused"]
+
+
+def test_peak_table_picks_the_part_by_device_name():
+    assert peak.bf16_peak("NVIDIA H100 80GB HBM3") == (989.0, "H100 SXM")
+    assert peak.bf16_peak("NVIDIA H100 PCIe") == (756.0, "H100 PCIe")
+    assert peak.bf16_peak("NVIDIA H100 NVL") == (835.0, "H100 NVL")
+    assert peak.bf16_peak("NVIDIA H200") == (989.0, "H200 SXM")
+    assert peak.bf16_peak("NVIDIA A100-SXM4-80GB") == (312.0, "A100")
+    assert peak.bf16_peak("Tesla T4") is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["step", "--batch", "0"], 2, "positive integer"),
+        (["step", "--iters", "x"], 2, "positive integer"),
+        (["step", "--no-such-flag"], 2, "unrecognized"),
+        (["nothing"], 2, "invalid choice"),
+        (["step", "--device", "tpu"], 1, "--device must be cuda or cpu"),
+        (["step", "--device", "cpu", "--preset", "nope"], 1, "unknown preset"),
+        (["step", "--device", "cpu", "--peak-tflops", "100"], 1, "--peak-tflops"),
+        (["data", "--workers", "-1"], 1, "--workers"),
+        (["eval", "--device", "cpu", "--inception-weights", "/no/such/file"], 1, "does not exist"),
+    ],
+)
+def test_bad_command_lines_are_one_line_errors(argv, code, says, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path)]) == code
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and says in err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+# -- FLOP counts ---------------------------------------------------------------------------------
+
+
+def test_flop_counter_matches_hand_formulas_for_conv_linear_and_attention():
+    from accelerated.layers import SelfAttention, sn_conv2d, sn_linear
+    from accelerated.ops import attention_dims
+
+    B, C, H, W = 2, 16, 8, 8
+    x = torch.randn(B, C, H, W)
+    conv = sn_conv2d(C, 24, 3, padding=1)
+    # 2 FLOPs per multiply-add: 2 * B * C_out * H * W * C_in * k * k
+    assert flops.count(lambda: conv(x)) == 2 * B * 24 * H * W * C * 3 * 3
+    linear = sn_linear(40, 7)
+    assert flops.count(lambda: linear(torch.randn(B, 40))) == 2 * B * 40 * 7
+    layer = SelfAttention(C)  # official: q/k C/8, v C/2, keys and values 2x2 max-pooled
+    c_qk, c_v, pool = attention_dims(C, "official")
+    N = H * W
+    N_k = N // 4 if pool else N
+    expected = (2 * B * N * C * (2 * c_qk + c_v)  # 1x1 maps f, g, h
+                + 2 * B * N * N_k * (c_qk + c_v)  # s = q k^T and beta v
+                + 2 * B * N * c_v * C)  # output map v
+    assert flops.count(lambda: layer(x)) == expected
+    # forward + backward of a convolution: input and weight gradients cost a forward each
+    xg = x.clone().requires_grad_()
+    assert flops.count(lambda: conv(xg).sum().backward()) == 3 * 2 * B * 24 * H * W * C * 9
+
+
+def hand_count(module, *inputs) -> int:
+    """Forward FLOPs of a model from its layers' shapes: conv, linear and attention formulas."""
+    from accelerated.layers import SelfAttention
+    from accelerated.ops import attention_dims
+
+    total = 0
+
+    def hook(layer, args, out):
+        nonlocal total
+        if isinstance(layer, SelfAttention):
+            B, C, H, W = args[0].shape
+            c_qk, c_v, pool = attention_dims(C, layer.variant)
+            N = H * W
+            N_k = N // 4 if pool else N
+            total += 2 * B * N * (C * (2 * c_qk + c_v) + N_k * (c_qk + c_v) + c_v * C)
+        elif isinstance(layer, torch.nn.Conv2d):
+            k = layer.kernel_size[0] * layer.kernel_size[1]
+            total += 2 * out.numel() * layer.in_channels * k
+        elif isinstance(layer, torch.nn.Linear):
+            total += 2 * out.numel() * layer.in_features
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()]
+    try:
+        module(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def test_forward_flops_of_the_128_model_match_per_layer_formulas():
+    from accelerated.bench.trainer import config
+
+    model = config("imagenet128").model
+    F_G, F_D = flops.forward_flops(model)
+    with torch.device("meta"):
+        G, D = models.build_models(model)
+        y = torch.zeros(1, dtype=torch.long)
+        assert hand_count(G, torch.zeros(1, model.z_dim), y) == F_G
+        assert hand_count(D, torch.zeros(1, 3, 128, 128), y) == F_D
+
+
+def cost_model(preset: str) -> int:
+    """(4 F_G + 8 F_D) per image of batch, from the counted forward FLOPs of G and D."""
+    from accelerated.bench.trainer import config
+
+    F_G, F_D = flops.forward_flops(config(preset).model)
+    return 4 * F_G + 8 * F_D
+
+
+def test_iteration_flops_are_linear_in_the_batch_and_near_the_cost_model():
+    one = flops.iteration_flops("tiny", 1)
+    assert flops.iteration_flops("tiny", 3) == 3 * one
+    # The step skips two input gradients that the cost model counts (D's first convolution's in
+    # the D step, G's first linear layer's in the G step): a little below it, most on a narrow
+    # model (tiny: d_ch = 4) where the first layers weigh most.
+    assert -0.02 < one / cost_model("tiny") - 1 < 0
+
+
+@pytest.mark.slow
+def test_cost_model_holds_for_the_128_model():
+    # docs/performance.md quotes the counted 144.2 GFLOP per image of batch (36.9 TFLOP at 256)
+    assert -0.002 < flops.iteration_flops("imagenet128", 1) / cost_model("imagenet128") - 1 < 0
+
+
+# -- data loading and evaluation -----------------------------------------------------------------
+
+
+def test_data_bench_compares_the_loader_with_the_step(step_record, tmp_path, capsys):
+    path, record = step_record
+    argv = ["data", "--quick", "--preset", "tiny", "--step-json", str(path), "--out",
+            str(tmp_path)]
+    assert main(argv) == 0
+    assert "appetite" in capsys.readouterr().out
+    (out,) = tmp_path.glob("data-*.json")
+    result = json.loads(out.read_text())
+    assert {r["way"] for r in result["rows"]} >= {"raw memmap, slices", "DataLoader, workers=0"}
+    base = next(r for r in record["rows"] if r["row"] == "baseline")
+    eats = {a["row"]: a for a in result["appetite"]}
+    assert eats["baseline"]["images_s"] == pytest.approx(base["it_s"] * record["batch"])
+    loader = next(r["images_s"] for r in result["rows"] if r["way"] == "DataLoader, workers=0")
+    assert eats["baseline"]["headroom"] == pytest.approx(loader / eats["baseline"]["images_s"])
+
+
+@pytest.mark.filterwarnings("ignore:64 samples of 192-dimensional features")  # few, on purpose
+def test_eval_bench_times_generation_and_features(tmp_path):
+    argv = ["eval", "--device", "cpu", "--quick", "--num-samples", "64", "--batch", "32",
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    (path,) = tmp_path.glob("eval-*.json")
+    record = json.loads(path.read_text())
+    parts = {r["part"]: r for r in record["rows"]}
+    assert record["num_samples"] == 64 and record["feature_network"].startswith("random-conv")
+    assert parts["generation"]["seconds"] > 0
+    assert parts["total"]["seconds"] == pytest.approx(
+        parts["generation + features"]["seconds"] + parts["scores (FID, KID)"]["seconds"])

@@ -1,15 +1,18 @@
-"""`python -m accelerated.bench attention|sn`: time the hot spots, print a table, save JSON.
+"""`python -m accelerated.bench attention|sn|step|data|eval`: time, print a table, save JSON.
 
+    python -m accelerated.bench step                      # 128x128 training step, B = 256, CUDA
+    python -m accelerated.bench step --device cpu --preset builtin   # the CPU comparison
+    python -m accelerated.bench data --preset imagenet128 # loader images/s vs the step's appetite
+    python -m accelerated.bench eval                      # 50k-sample FID: generation + features
     python -m accelerated.bench attention                 # SPEC section 6 shapes, on CUDA
     python -m accelerated.bench sn                        # SN of the whole 128x128 G and D
     python -m accelerated.bench attention --device cpu --quick   # tiny shapes, runs anywhere
 
 Results go to benchmarks/results/<benchmark>-<device>-<time>.json with the device name, the
-library versions and the command line. The CuPy rows need a CUDA GPU and CuPy; elsewhere they
-are listed as not run.
+library versions and the command line. Rows that need a CUDA GPU (or CuPy) are listed as not run
+elsewhere. `python -m accelerated.bench BENCHMARK --help` lists each one's flags.
 """
 
-import argparse
 import json
 import re
 import sys
@@ -20,98 +23,217 @@ import torch
 
 from accelerated.bench import attention, spectral_norm
 from accelerated.bench.timing import environment
+from accelerated.cli import OneLineParser
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+PROG = "python -m accelerated.bench"
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m accelerated.bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("benchmark", choices=("attention", "sn"))
-    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
-    parser.add_argument("--quick", action="store_true", help="tiny shapes and few repetitions")
-    parser.add_argument("--reps", type=int, default=None, help="timed runs per row (median)")
-    parser.add_argument(
-        "--dtype",
-        choices=sorted(DTYPES),
-        default="float32",
-        help="attention inputs' dtype (default float32)",
-    )
-    parser.add_argument(
-        "--sizes",
-        type=int,
-        nargs="+",
-        default=None,
-        help="attention feature-map sizes (default 32 64; --quick: 8)",
-    )
-    parser.add_argument(
-        "--batches",
-        type=int,
-        nargs="+",
-        default=None,
-        help="attention batch sizes (default 64 256; --quick: 2)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("benchmarks/results"),
-        help="folder for the JSON results (default benchmarks/results)",
-    )
-    return parser.parse_args(argv)
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
 
 
-def run(args) -> tuple[list[dict], str]:
-    device = torch.device(args.device)
+positive.__name__ = "positive integer"  # what argparse calls it in "invalid ... value"
+
+
+def common(parser, device: str = "cuda") -> None:
+    parser.add_argument("--device", default=device, help=f"cuda or cpu (default {device})")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and few repetitions")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"),
+                        help="folder for the JSON results (default benchmarks/results)")
+
+
+def make_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+
+    p = sub.add_parser("attention", help="the attention core: naive, each SDPA backend, CuPy")
+    common(p)
+    p.add_argument("--reps", type=positive, default=None, help="timed runs per row (median)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+                   help="inputs' dtype (default float32)")
+    p.add_argument("--sizes", type=positive, nargs="+", default=None,
+                   help="feature-map sizes (default 32 64; --quick: 8)")
+    p.add_argument("--batches", type=positive, nargs="+", default=None,
+                   help="batch sizes (default 64 256; --quick: 2)")
+
+    p = sub.add_parser("sn", help="spectral norm of every SN layer: PyTorch vs one CuPy launch")
+    common(p)
+    p.add_argument("--reps", type=positive, default=None, help="timed runs per row (median)")
+
+    p = sub.add_parser("step", help="training iterations/s: baseline, each lever, fast path")
+    common(p)
+    p.add_argument("--preset", default=None,
+                   help="training preset (default imagenet128; --quick: tiny)")
+    p.add_argument("--batch", type=positive, default=None,
+                   help="global batch (default: the preset's, 256 for imagenet128)")
+    p.add_argument("--iters", type=positive, default=None,
+                   help="timed iterations per row (default 20; --quick: 2)")
+    p.add_argument("--warmup", type=positive, default=None,
+                   help="untimed iterations per row first (default 3; --quick: 1)")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the GPU's dense bf16 peak, for a GPU missing from the built-in table")
+
+    p = sub.add_parser("data", help="loader images/s from a prepared array file vs the step")
+    common(p, device="cpu")
+    p.add_argument("--preset", default="imagenet128",
+                   help="resolution, batch and loader workers of this preset (default imagenet128)")
+    p.add_argument("--count", type=positive, default=None,
+                   help="random images in the array file (default 4096; --quick: 3 batches)")
+    p.add_argument("--workers", type=int, nargs="+", default=None,
+                   help="DataLoader worker counts to time (default: 0 and the preset's)")
+    p.add_argument("--repeats", type=positive, default=2, help="passes per way (best of)")
+    p.add_argument("--step-json", type=Path, default=None,
+                   help="a `bench step` result to compare with (default: the newest of the "
+                   "preset in --out)")
+
+    p = sub.add_parser("eval", help="time of an N-sample FID: generation + features")
+    common(p)
+    p.add_argument("--preset", default=None,
+                   help="the generator of this preset (default imagenet128; --quick: tiny)")
+    p.add_argument("--num-samples", type=positive, default=None,
+                   help="samples (default 50000; --quick: 512)")
+    p.add_argument("--batch", type=positive, default=256, help="images per batch (default 256)")
+    p.add_argument("--inception-weights", default=None, metavar="PATH",
+                   help="torch-fidelity's Inception weights: time the paper's Inception "
+                   "(default: the offline random features)")
+    return parser
+
+
+def check_device(name: str) -> torch.device:
+    if name.split(":")[0] not in ("cuda", "cpu"):
+        raise ValueError(f"--device must be cuda or cpu, got {name!r}")
+    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("no CUDA device here: run with --device cpu --quick")
-    if device.type not in ("cuda", "cpu"):
-        raise ValueError(f"--device must be cuda or cpu, got {args.device!r}")
+    return device
+
+
+def run_attention(args, device):
     reps = args.reps or (3 if args.quick else 20)
-    if args.benchmark == "attention":
-        sizes = args.sizes or ([8] if args.quick else [32, 64])
-        batches = args.batches or ([2] if args.quick else [64, 256])
-        rows = attention.benchmark(sizes, batches, device, DTYPES[args.dtype], reps)
-        return rows, attention.format_table(rows)
+    sizes = args.sizes or ([8] if args.quick else [32, 64])
+    batches = args.batches or ([2] if args.quick else [64, 256])
+    rows = attention.benchmark(sizes, batches, device, DTYPES[args.dtype], reps)
+    notes = [] if any(r["impl"] == "cupy" and r["status"] == "ok" for r in rows) else [
+        "CuPy kernel rows need a CUDA GPU and CuPy: they were not measured here."]
+    return rows, attention.format_table(rows), {}, notes
+
+
+def run_sn(args, device):
     from accelerated.models import ModelConfig
 
     cfg = ModelConfig(resolution=32, num_classes=10) if args.quick else ModelConfig()
-    rows = spectral_norm.benchmark(cfg, device, reps)
-    return rows, spectral_norm.format_table(rows)
+    rows = spectral_norm.benchmark(cfg, device, args.reps or (3 if args.quick else 20))
+    notes = [] if any(r["impl"] == "cupy" and r["status"] == "ok" for r in rows) else [
+        "CuPy kernel rows need a CUDA GPU and CuPy: they were not measured here."]
+    return rows, spectral_norm.format_table(rows), {}, notes
 
 
-def save(args, rows: list[dict]) -> Path:
+def run_step(args, device):
+    from accelerated.bench import flops, peak, step
+    from accelerated.bench.trainer import config
+
+    preset = args.preset or ("tiny" if args.quick else "imagenet128")
+    batch = args.batch or config(preset).optim.batch_size
+    iters = args.iters or (2 if args.quick else 20)
+    warmup = args.warmup or (1 if args.quick else 3)
+    if args.peak_tflops is not None and (device.type != "cuda" or args.peak_tflops <= 0):
+        raise ValueError("--peak-tflops takes a GPU's positive dense bf16 TFLOP/s, with "
+                         "--device cuda")
+    found = peak.bf16_peak(environment(device)["device"]) if device.type == "cuda" else None
+    peak_tflops, part = (args.peak_tflops, "--peak-tflops") if args.peak_tflops else (
+        found or (None, None))
+    counted = flops.summary(preset, batch)
+    rows = step.benchmark(preset, batch, device, iters, warmup, args.quick,
+                          counted["flops_per_iteration"], peak_tflops)
+    extra = {"preset": preset, "batch": batch, "iters": iters, "warmup": warmup, **counted,
+             "peak_bf16_tflops": peak_tflops, "peak_part": part}
+    notes = [f"model FLOPs per iteration (counted, B = {batch}): "
+             f"{counted['flops_per_iteration'] / 1e12:.4g} TFLOP; cost model (4 F_G + 8 F_D) B "
+             f"with counted forwards: {counted['cost_model_per_iteration'] / 1e12:.4g} TFLOP"]
+    if peak_tflops is None:
+        notes.append("MFU: n/a (no bf16 peak for this device; on a GPU missing from the table "
+                     "pass --peak-tflops)")
+    else:
+        notes.append(f"MFU against {part}: {peak_tflops:g} TFLOP/s dense bf16")
+    if device.type != "cuda":
+        notes.append("CPU timings: rows marked 'needs CUDA' are GPU levers, still to be measured "
+                     "on a GPU; quote ratios, not absolute figures.")
+    return rows, step.format_table(rows), extra, notes
+
+
+def run_data(args, device):
+    from accelerated.bench import data
+    from accelerated.bench.trainer import config
+
+    if any(w < 0 for w in args.workers or []):
+        raise ValueError("--workers takes worker counts >= 0")
+    if args.step_json is not None and not args.step_json.is_file():
+        raise ValueError(f"--step-json {args.step_json} is not a file")
+    cfg = config(args.preset)
+    workers = args.workers or sorted({0, cfg.data.workers})
+    count = args.count or (3 * cfg.optim.batch_size if args.quick else 4096)
+    rows, settings = data.benchmark(args.preset, count, workers, 1 if args.quick else args.repeats)
+    step_json = args.step_json or data.newest_step_result(args.out, args.preset)
+    record = None if step_json is None else json.loads(step_json.read_text())
+    comparison = data.compare(rows, settings, record)
+    notes = [f"compared with {step_json}" if record else
+             f"no `bench step` result of preset {args.preset} in {args.out}: run "
+             f"`{PROG} step --preset {args.preset}` on the training machine to compare"]
+    extra = {**settings, "step_result": None if step_json is None else str(step_json),
+             "appetite": comparison}
+    return rows, data.format_table(rows, settings, comparison), extra, notes
+
+
+def run_eval(args, device):
+    from accelerated.bench import evaluation
+
+    preset = args.preset or ("tiny" if args.quick else "imagenet128")
+    n = args.num_samples or (512 if args.quick else 50_000)
+    rows, settings = evaluation.benchmark(preset, n, args.batch, device, args.inception_weights)
+    notes = [] if args.inception_weights else [
+        "features: the offline random network; pass --inception-weights PATH for the paper's "
+        "Inception (the FID the paper reports), which costs more per image"]
+    return rows, evaluation.format_table(rows, settings), settings, notes
+
+
+RUNNERS = {"attention": run_attention, "sn": run_sn, "step": run_step, "data": run_data,
+           "eval": run_eval}
+
+
+def save(args, rows: list[dict], extra: dict) -> Path:
     env = environment(torch.device(args.device))
     device_slug = re.sub(r"[^a-z0-9]+", "-", str(env["device"]).lower()).strip("-") or "device"
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.benchmark}-{device_slug}-{stamp}.json"
-    record = {
-        "benchmark": args.benchmark,
-        "command": args.command,
-        "utc": stamp,
-        **env,
-        "rows": rows,
-    }
+    record = {"benchmark": args.benchmark, "command": args.command, "utc": stamp, **env, **extra,
+              "rows": rows}
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    args.command = "python -m accelerated.bench " + " ".join(argv)
     try:
-        rows, table = run(args)
-        path = save(args, rows)
-    except (ValueError, RuntimeError, OSError) as error:
+        args = make_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a bad command line, reported in one line (2)
+        return exit_.code
+    args.command = f"{PROG} " + " ".join(argv)
+    try:
+        device = check_device(args.device)
+        rows, table, extra, notes = RUNNERS[args.benchmark](args, device)
+        path = save(args, rows, extra)
+    except (ValueError, RuntimeError, OSError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(table)
-    if not any(r["impl"] == "cupy" and r["status"] == "ok" for r in rows):
-        print("\nCuPy kernel rows need a CUDA GPU and CuPy: they were not measured here.")
+    for note in notes:
+        print(f"\n{note}")
     print(f"\nwrote {path}")
     return 0
 

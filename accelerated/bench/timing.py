@@ -1,6 +1,6 @@
 """Timing and peak memory of one callable, and the record that goes with a benchmark's results."""
 
-import platform
+import os
 import statistics
 import sys
 import time
@@ -9,25 +9,18 @@ from collections.abc import Callable
 import torch
 
 
-def measure(
-    fn: Callable[[], object], device: torch.device, reps: int
-) -> tuple[float, float | None]:
-    """`(median milliseconds, peak MiB above what was allocated before)` of `fn()` over `reps`
-    runs after one warm-up run (which compiles kernels and fills caches). On CUDA the times come
-    from CUDA events, so they measure GPU work; peak memory is only known on CUDA (else None)."""
+def times(fn: Callable[[], object], device: torch.device, reps: int) -> list[float]:
+    """Milliseconds of each of `reps` runs of `fn()` (no warm-up). On CUDA the times come from
+    CUDA events recorded around each run, so they measure GPU work; on CPU, wall time."""
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
-    fn()
     if device.type != "cuda":
-        times = []
+        result = []
         for _ in range(reps):
             start = time.perf_counter()
             fn()
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times), None
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
+            result.append((time.perf_counter() - start) * 1e3)
+        return result
     events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
               for _ in range(reps)]  # fmt: skip
     for start, end in events:
@@ -35,22 +28,45 @@ def measure(
         fn()
         end.record()
     torch.cuda.synchronize(device)
+    return [start.elapsed_time(end) for start, end in events]
+
+
+def measure(
+    fn: Callable[[], object], device: torch.device, reps: int
+) -> tuple[float, float | None]:
+    """`(median milliseconds, peak MiB above what was allocated before)` of `fn()` over `reps`
+    runs after one warm-up run (which compiles kernels and fills caches). Peak memory is only
+    known on CUDA (else None)."""
+    if reps < 1:
+        raise ValueError(f"reps must be at least 1, got {reps}")
+    fn()
+    if device.type != "cuda":
+        return statistics.median(times(fn, device, reps)), None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    ms = statistics.median(times(fn, device, reps))
     peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    return statistics.median(start.elapsed_time(end) for start, end in events), peak
+    return ms, peak
 
 
 def environment(device: torch.device) -> dict:
-    """Device name and library versions, for the results file."""
+    """Device name, the CPU and its load, and library versions, for the results file."""
+    from accelerated.data.bench import cpu_model, load_average
+
     try:
         import cupy
 
         cupy_version = cupy.__version__
     except ImportError:
         cupy_version = None
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     return {
-        "device": name or platform.machine(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "device_type": device.type,
+        "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": load_average(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cupy": cupy_version,

@@ -33,17 +33,24 @@ from torch.utils.data import DataLoader
 from accelerated.data.arrays import open_arrays, save_arrays
 
 
-def machine() -> str:
-    """CPU model, cores and current load, torch version and threads, in one line."""
-    model = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         for line in cpuinfo.read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{model}, {os.cpu_count()} cores (load average {load:.1f}), torch "
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> float:
+    """The machine's load average over the last minute (NaN where the OS does not say)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def machine() -> str:
+    """CPU model, cores and current load, torch version and threads, in one line."""
+    return (f"{cpu_model()}, {os.cpu_count()} cores (load average {load_average():.1f}), torch "
             f"{torch.__version__} ({torch.get_num_threads()} threads), "
             f"Python {platform.python_version()}")
 
@@ -107,6 +114,15 @@ def one_thread(function, *args):
         torch.set_num_threads(threads)
 
 
+def random_set(folder: Path, count: int, resolution: int) -> Path:
+    """Write a prepared set of `count` random-pixel images (one class) to `folder`."""
+    rng = np.random.default_rng(0)
+    shape = (count, resolution, resolution, 3)
+    save_arrays(folder, rng.integers(0, 256, shape, dtype=np.uint8), np.zeros(count, np.int64),
+                ["random"], source="bench")
+    return folder
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m accelerated.data.bench",
                                      description=__doc__.split("\n")[0])
@@ -121,11 +137,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data
         if folder is None:
-            folder = Path(tmp) / "random"
-            rng = np.random.default_rng(0)
-            shape = (args.count, args.resolution, args.resolution, 3)
-            save_arrays(folder, rng.integers(0, 256, shape, dtype=np.uint8),
-                        np.zeros(args.count, np.int64), ["random"], source="bench")
+            folder = random_set(Path(tmp) / "random", args.count, args.resolution)
         try:
             rates = measure(folder, args.batch_size, args.workers, args.repeats)
         except ValueError as error:

@@ -1,0 +1,70 @@
+r"""Model FLOPs of one training iteration, counted by `torch.utils.flop_counter.FlopCounterMode`.
+
+The counter adds up the matrix products and convolutions (forward and backward, a multiply-add
+counted as 2 FLOPs) that PyTorch dispatches while `Trainer.iteration` runs: one D step (G forward
+without gradients on B images, D forward and backward on 2B) and one G step (G forward and
+backward, D forward and backward for the input gradients only). Element-wise work (BN, ReLU,
+softmax, Adam) is not counted, as in the usual definition of model FLOPs utilisation.
+
+The count runs on the CPU in float32 with the readable attention path (the kernels' FLOPs are the
+same products, but a CuPy kernel is invisible to the counter). It is exactly linear in the batch
+(the tests check it at small sizes), so the 128x128 model is counted at batch 1 and scaled.
+
+The cost model of SPEC section 6 says one iteration is about $(4F_G + 8F_D)\,B$ FLOPs with
+$F_G$, $F_D$ the forward FLOPs per image; `forward_flops` counts those on the meta device.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from accelerated.backend import force_backend
+from accelerated.bench.trainer import config, synthetic_batches, synthetic_trainer
+from accelerated.models import ModelConfig, build_models
+
+
+def count(fn) -> int:
+    """FLOPs of the matrix products and convolutions that `fn()` runs."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def iteration_flops(preset: str, batch: int) -> int:
+    """FLOPs of one `Trainer.iteration` of `preset` at global batch `batch`, run on the CPU."""
+    cpu = torch.device("cpu")
+    cfg = config(preset, batch, {"run.compile": False})
+    with tempfile.TemporaryDirectory() as workdir:
+        trainer = synthetic_trainer(cfg, cpu, workdir)
+        batches = synthetic_batches(cfg, cpu)
+        with force_backend("torch"):
+            return count(lambda: trainer.iteration(batches))
+
+
+def forward_flops(model: ModelConfig) -> tuple[int, int]:
+    """`(F_G, F_D)`: forward FLOPs per image of G and D (training mode, on the meta device)."""
+    with torch.device("meta"):
+        G, D = build_models(model)
+        z = torch.zeros(1, model.z_dim)
+        y = torch.zeros(1, dtype=torch.long) if model.conditional else None
+        F_G = count(lambda: G(z, y))
+        x = torch.zeros(1, 3, model.resolution, model.resolution)
+        F_D = count(lambda: D(x, y))
+    return F_G, F_D
+
+
+def summary(preset: str, batch: int) -> dict:
+    """The counted FLOPs per iteration at `batch` (from a count at batch 1), with the cost model's
+    (4 F_G + 8 F_D) B beside it."""
+    per_image = iteration_flops(preset, 1)
+    F_G, F_D = forward_flops(config(preset, 1).model)
+    return {
+        "flops_per_iteration": per_image * batch,
+        "flops_per_image": per_image,
+        "forward_flops_G": F_G,
+        "forward_flops_D": F_D,
+        "cost_model_per_iteration": (4 * F_G + 8 * F_D) * batch,
+    }
