@@ -164,6 +164,14 @@ def test_tiny_ablation_runs_resumes_and_tabulates(tmp_path, capsys):
     with Image.open(tmp_path / "ablation.png") as image:
         assert image.size[0] > 600 and image.size[1] > 400
 
+    # --table-only: a third seed is planned but nothing trains; the table has the two done.
+    capsys.readouterr()
+    assert main([*argv[:-4], "--seeds", "3", *argv[-2:], "--table-only"]) == 0
+    assert "4 done, 2 left untrained (--table-only)" in capsys.readouterr().err
+    assert not (runs / "sagan-seed2").exists()
+    table = json.loads((tmp_path / "ablation.json").read_text())
+    assert [row["seeds"] for row in table["configurations"]] == [2, 2]
+
     # Other settings in the same folder are refused before anything trains.
     assert main([*argv[:3], "6", *argv[4:]]) == 2
     assert "was trained with run.steps = 4" in capsys.readouterr().err

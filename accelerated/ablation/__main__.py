@@ -56,6 +56,8 @@ def make_parser() -> OneLineParser:
     parser.add_argument("--out", default="ablation", metavar="DIR",
                         help="output folder: runs/, logs/ and the ablation.* results "
                         "(default: ./ablation)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="train nothing: write the table and plot of the runs finished so far")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar")
     return parser
@@ -80,13 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     # Runs already started go first: they resume from a checkpoint, part done.
     todo = sorted((run for run in runs if run.state() != "done"),
                   key=lambda run: run.state() != "partial")
+    plan_text = ("left untrained (--table-only)" if args.table_only else
+                 f"to train with {args.jobs} processes x {threads} threads")
     print(f"{len(runs)} runs ({len(chosen)} configurations x {args.seeds} seeds, {args.steps} "
-          f"steps): {len(runs) - len(todo)} done, {len(todo)} to train with {args.jobs} "
-          f"processes x {threads} threads -> {out}", file=sys.stderr)
+          f"steps): {len(runs) - len(todo)} done, {len(todo)} {plan_text} -> {out}",
+          file=sys.stderr)
     start = time.monotonic()
     failed, status = {}, 0
     try:
-        failed = workers.run_all(todo, args.jobs, threads, out / "logs", args.progress)
+        if not args.table_only:
+            failed = workers.run_all(todo, args.jobs, threads, out / "logs", args.progress)
     except workers.Interrupted as err:
         print(f"{PROG}: interrupted ({err}; checkpoints saved): run the same command again "
               f"to continue; the results below are of the runs finished so far", file=sys.stderr)
