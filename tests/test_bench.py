@@ -228,6 +228,18 @@ def test_cost_model_holds_for_the_128_model():
     assert -0.002 < flops.iteration_flops("imagenet128", 1) / cost_model("imagenet128") - 1 < 0
 
 
+def test_flops_bench_converts_the_count_to_iterations_at_an_mfu(tmp_path):
+    assert main(["flops", "--preset", "tiny", "--mfu", "0.5", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("flops-*.json")
+    record = json.loads(path.read_text())
+    assert record["flops_per_iteration"] == record["flops_per_image"] * record["batch"]
+    assert [r["part"] for r in record["rows"]] == [part for _, _, part in peak.PEAKS]
+    for r in record["rows"]:
+        # it/s x FLOPs per iteration = half the peak
+        assert r["it_s"] * record["flops_per_iteration"] == pytest.approx(
+            0.5 * r["peak_bf16_tflops"] * 1e12)
+
+
 # -- data loading and evaluation -----------------------------------------------------------------
 
 

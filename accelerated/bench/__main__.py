@@ -1,7 +1,8 @@
-"""`python -m accelerated.bench attention|sn|step|data|eval`: time, print a table, save JSON.
+"""`python -m accelerated.bench step|flops|data|eval|attention|sn`: time, print a table, save JSON.
 
     python -m accelerated.bench step                      # 128x128 training step, B = 256, CUDA
     python -m accelerated.bench step --device cpu --preset builtin   # the CPU comparison
+    python -m accelerated.bench flops                     # model FLOPs per iteration, it/s at 40%
     python -m accelerated.bench data --preset imagenet128 # loader images/s vs the step's appetite
     python -m accelerated.bench eval                      # 50k-sample FID: generation + features
     python -m accelerated.bench attention                 # SPEC section 6 shapes, on CUDA
@@ -77,6 +78,15 @@ def make_parser() -> OneLineParser:
                    help="untimed iterations per row first (default 3; --quick: 1)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the GPU's dense bf16 peak, for a GPU missing from the built-in table")
+
+    p = sub.add_parser("flops", help="counted model FLOPs per iteration, it/s at an MFU per GPU")
+    p.add_argument("--preset", default="imagenet128", help="training preset (default imagenet128)")
+    p.add_argument("--batch", type=positive, default=None,
+                   help="global batch (default: the preset's, 256 for imagenet128)")
+    p.add_argument("--mfu", type=float, default=0.4, help="utilisation to convert (default 0.4)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"),
+                   help="folder for the JSON results (default benchmarks/results)")
+    p.set_defaults(device="cpu")  # the count always runs on the CPU
 
     p = sub.add_parser("data", help="loader images/s from a prepared array file vs the step")
     common(p, device="cpu")
@@ -166,6 +176,21 @@ def run_step(args, device):
     return rows, step.format_table(rows), extra, notes
 
 
+def run_flops(args, device):
+    from accelerated.bench import flops, peak
+    from accelerated.bench.trainer import config
+
+    if not 0 < args.mfu <= 1:
+        raise ValueError(f"--mfu takes a fraction in (0, 1], got {args.mfu}")
+    batch = args.batch or config(args.preset).optim.batch_size
+    counted = flops.summary(args.preset, batch)
+    rows = flops.at_mfu(counted["flops_per_iteration"], batch, peak.PEAKS, args.mfu)
+    extra = {"preset": args.preset, "batch": batch, **counted}
+    return rows, flops.format_table(counted, rows, batch), extra, [
+        "counted on the CPU; the it/s columns are what the GPU would run at that utilisation, "
+        "not measurements"]
+
+
 def run_data(args, device):
     from accelerated.bench import data
     from accelerated.bench.trainer import config
@@ -201,8 +226,8 @@ def run_eval(args, device):
     return rows, evaluation.format_table(rows, settings), settings, notes
 
 
-RUNNERS = {"attention": run_attention, "sn": run_sn, "step": run_step, "data": run_data,
-           "eval": run_eval}
+RUNNERS = {"attention": run_attention, "sn": run_sn, "step": run_step, "flops": run_flops,
+           "data": run_data, "eval": run_eval}
 
 
 def save(args, rows: list[dict], extra: dict) -> Path:

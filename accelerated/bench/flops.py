@@ -68,3 +68,32 @@ def summary(preset: str, batch: int) -> dict:
         "forward_flops_D": F_D,
         "cost_model_per_iteration": (4 * F_G + 8 * F_D) * batch,
     }
+
+
+def at_mfu(flops_per_iteration: int, batch: int, peaks, mfu: float = 0.4) -> list[dict]:
+    """For each `(pattern, dense bf16 TFLOP/s, part)` of `peaks`: the iterations and images per
+    second that `mfu` of the peak would give, and the iterations at 100%."""
+    rows = []
+    for _, tflops, part in peaks:
+        at_peak = tflops * 1e12 / flops_per_iteration
+        it_s = mfu * at_peak
+        rows.append({"part": part, "peak_bf16_tflops": tflops, "mfu": mfu, "it_s_at_peak": at_peak,
+                     "it_s": it_s, "images_s": it_s * batch, "hours_per_1M": 1e6 / it_s / 3600})
+    return rows
+
+
+def format_table(counted: dict, rows: list[dict], batch: int) -> str:
+    lines = [f"model FLOPs per iteration at B = {batch} (counted): "
+             f"{counted['flops_per_iteration'] / 1e12:.4g} TFLOP "
+             f"({counted['flops_per_image'] / 1e9:.4g} GFLOP per image of batch)",
+             f"forward per image: F_G {counted['forward_flops_G'] / 1e9:.4g} GFLOP, "
+             f"F_D {counted['forward_flops_D'] / 1e9:.4g} GFLOP; cost model (4 F_G + 8 F_D) B: "
+             f"{counted['cost_model_per_iteration'] / 1e12:.4g} TFLOP",
+             "",
+             f"{'GPU':10} {'bf16 TFLOP/s':>12} {'it/s @100%':>11} {'MFU':>5} {'it/s':>7} "
+             f"{'images/s':>9} {'h per 1M it':>11}"]
+    for r in rows:
+        lines.append(f"{r['part']:10} {r['peak_bf16_tflops']:12.0f} {r['it_s_at_peak']:11.2f} "
+                     f"{100 * r['mfu']:4.0f}% {r['it_s']:7.2f} {r['images_s']:9.0f} "
+                     f"{r['hours_per_1M']:11.1f}")
+    return "\n".join(lines)
