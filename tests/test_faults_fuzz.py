@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import pickletools
 import re
 import shutil
 import tempfile
@@ -105,7 +106,8 @@ def place(tmp_path_factory):
     scratch_dir.mkdir()
     code, _, err = call(train.main, [
         "--preset", "tiny", "--run.steps", "2", "--run.checkpoint_every", "1",
-        "--run.sample_every", "1", "--run.out_dir", str(runs), "--run.name", "sentinel"])
+        "--run.sample_every", "1", "--run.eval_metrics", "none", "--run.best_metric", "score",
+        "--data.cache_dir", str(cache), "--run.out_dir", str(runs), "--run.name", "sentinel"])
     assert code == 0, err
     return Place(runs, cache, scratch_dir)
 
@@ -220,17 +222,23 @@ def garbage_bytes(max_size: int = 300):
     return st.one_of(st.binary(max_size=max_size), st.text(max_size=max_size).map(str.encode))
 
 
+# Random pickle opcodes with random operands: what torch.load's legacy (non-zip) path unpickles.
+PICKLE_OPCODES = sorted({op.code.encode("latin-1") for op in pickletools.opcodes})
+pickle_soup = st.lists(st.tuples(st.sampled_from(PICKLE_OPCODES), st.binary(max_size=4)),
+                       max_size=12).map(lambda ops: b"".join(code + arg for code, arg in ops))
+
+
 # ---------------------------------------------------------------------------------------------
 # train: command lines
 
 
-@settings(max_examples=60)
+@pytest.mark.parametrize("kind", ["unknown flag", "wrong type", "out of range", "impossible",
+                                  "ranks", "existing run"])
+@settings(max_examples=12)
 @given(data=st.data())
-def test_train_refuses_bad_command_lines_cleanly(place, fault_tally, data):
+def test_train_refuses_bad_command_lines_cleanly(place, fault_tally, kind, data):
     base = ["--preset", "tiny", "--run.out_dir", str(place.runs),
             "--data.cache_dir", str(place.cache)]
-    kind = data.draw(st.sampled_from(["unknown flag", "wrong type", "out of range", "impossible",
-                                      "ranks", "existing run"]))
     ranks = None
     if kind == "ranks":  # batch_size not divisible by torchrun's number of ranks
         ranks = data.draw(st.integers(2, 16))
@@ -300,12 +308,12 @@ def image_folder(draw, folder: Path) -> None:
             (folder / f"class{k}" / name).write_bytes(draw(st.binary(max_size=16)))
 
 
-@settings(max_examples=20)
+@pytest.mark.parametrize("kind", ["config file", "data folder"])
+@settings(max_examples=12)
 @given(data=st.data())
-def test_train_refuses_bad_config_files_and_data_folders_cleanly(place, fault_tally, data):
+def test_train_refuses_bad_config_files_and_data_folders_cleanly(place, fault_tally, kind, data):
     base = ["--preset", "tiny", "--run.out_dir", str(place.runs),
             "--data.cache_dir", str(place.cache), "--run.name", "new"]
-    kind = data.draw(st.sampled_from(["config file", "data folder"]))
     with scratch(place) as folder:
         what = data.draw(st.sampled_from(["missing", "a folder", "a file"]
                                          if kind == "config file" else
@@ -333,10 +341,10 @@ def damaged_checkpoint(data, place, step: int, needed=TRAINING_STATE):
     """Bytes of a checkpoint file that cannot be used: garbage, a truncated real one, a torch
     file that is not a dict, or a checkpoint with one of the `needed` entries missing or wrong
     (a missing G_ema means no EMA, which is fine: it is made wrong instead)."""
-    kind = data.draw(st.sampled_from(["garbage", "truncated", "not a dict", "entry"]))
+    kind = data.draw(st.sampled_from(["garbage", "pickle", "truncated", "not a dict", "entry"]))
     real = place.checkpoints[-1].read_bytes()
-    if kind == "garbage":
-        return data.draw(garbage_bytes(2000))
+    if kind in ("garbage", "pickle"):
+        return data.draw(garbage_bytes(2000) if kind == "garbage" else pickle_soup)
     if kind == "truncated":
         return real[: data.draw(st.integers(0, len(real) - 1))]
     buffer = io.BytesIO()
@@ -354,10 +362,10 @@ def damaged_checkpoint(data, place, step: int, needed=TRAINING_STATE):
     return buffer.getvalue()
 
 
-@settings(max_examples=20)
+@pytest.mark.parametrize("kind", ["override", "config.json", "checkpoints"])
+@settings(max_examples=10)
 @given(data=st.data())
-def test_resume_refuses_damaged_runs_and_bad_overrides_cleanly(place, fault_tally, data):
-    kind = data.draw(st.sampled_from(["override", "config.json", "checkpoints"]))
+def test_resume_refuses_damaged_runs_and_bad_overrides_cleanly(place, fault_tally, kind, data):
     if kind == "override":  # the sentinel itself, with settings it cannot continue under
         bad, code = data.draw(st.sampled_from([
             (["--preset", "tiny"], 2), (["--optim.ema", "false"], 1),
@@ -404,14 +412,16 @@ EVALUATE_BAD = [["--num-samples", "1"], ["--batch-size", "0"], ["--reference-sam
                 ["--device", "tpu"], ["--data", "/nonexistent/data"]]
 
 
-@settings(max_examples=30)
+@pytest.mark.parametrize("kind", ["option", "unknown flag", "checkpoint", "output"])
+@pytest.mark.parametrize("cli", ["sample", "evaluate"])
+@settings(max_examples=8)
 @given(data=st.data())
-def test_sample_and_evaluate_refuse_bad_input_cleanly(place, fault_tally, data):
-    cli = data.draw(st.sampled_from(["sample", "evaluate"]))
+def test_sample_and_evaluate_refuse_bad_input_cleanly(place, fault_tally, cli, kind, data):
     main = sample.main if cli == "sample" else evaluate.main
-    kind = data.draw(st.sampled_from(["option", "unknown flag", "checkpoint", "output"]))
     with scratch(place) as folder:
-        source, out, code = str(place.sentinel), folder / "out", {2}
+        # sample writes into the folder --out, evaluate writes the file --out
+        out = folder / ("out" if cli == "sample" else "results.json")
+        source, code = str(place.sentinel), {2}
         extra = ["--cache-dir", str(place.cache)] if cli == "evaluate" else []
         if kind == "option":
             extra += data.draw(st.sampled_from(SAMPLE_BAD if cli == "sample" else EVALUATE_BAD))
@@ -429,9 +439,7 @@ def test_sample_and_evaluate_refuse_bad_input_cleanly(place, fault_tally, data):
             elif what == "empty folder":
                 source.mkdir()
         else:  # an output that cannot be written: under a file of the sentinel
-            out, code = place.sentinel / "config.json" / "out", {1}
-        if cli == "evaluate":  # a file, in a folder that exists (evaluate makes it first)
-            out = out.parent / "results.json" if kind != "output" else out / "results.json"
+            out, code = place.sentinel / "config.json" / out.name, {1}
         before = tree(folder)
         result = call(main, [str(source), "--out", str(out), *extra])
         assert_clean_failure(result, code)
@@ -444,11 +452,11 @@ def test_sample_and_evaluate_refuse_bad_input_cleanly(place, fault_tally, data):
 # data.prepare
 
 
-@settings(max_examples=20)
+@pytest.mark.parametrize("kind", ["usage", "resolution", "source", "output exists",
+                                  "output under a file"])
+@settings(max_examples=6)
 @given(data=st.data())
-def test_prepare_refuses_bad_input_cleanly(place, fault_tally, data):
-    kind = data.draw(st.sampled_from(["usage", "resolution", "source", "output exists",
-                                      "output under a file"]))
+def test_prepare_refuses_bad_input_cleanly(place, fault_tally, kind, data):
     with scratch(place) as folder:
         src, out, options, code = folder / "src", folder / "out", ["--workers", "0"], {1}
         src.mkdir()
@@ -482,7 +490,26 @@ def test_prepare_refuses_bad_input_cleanly(place, fault_tally, data):
 
 
 # ---------------------------------------------------------------------------------------------
-# The readers: prepared arrays and image files
+# The readers: checkpoints, prepared arrays and image files
+
+
+@settings(max_examples=150)
+@given(content=st.one_of(garbage_bytes(), pickle_soup))
+def test_checkpoint_reader_reports_any_damaged_file_as_one_error(place, fault_tally, content):
+    with scratch(place) as folder:
+        path = checkpoint.path_for(folder, 3)
+        path.parent.mkdir()
+        path.write_bytes(content)
+        with pytest.raises(checkpoint.CheckpointError) as err:
+            checkpoint.load(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+        if isinstance(err.value, checkpoint.DamagedCheckpoint):  # skipped for an older one
+            warnings = []
+            with pytest.raises(checkpoint.CheckpointError, match="no usable checkpoint"):
+                checkpoint.latest(folder, warn=warnings.append)
+            assert len(warnings) == 1
+        assert path.read_bytes() == content
+    fault_tally.bad_input("checkpoint files")
 
 
 @st.composite
