@@ -20,6 +20,10 @@ name, so a crash or a full disk mid-write leaves the previous checkpoints untouc
 `keep` are kept. `best.pt` in the run folder is a checkpoint like the others, of the step that
 evaluated best: outside `checkpoints/`, so pruning never deletes it and resuming never starts
 from it.
+
+Reading: a file that is no checkpoint at all (truncated, garbage: what a crash or a bad disk
+leaves) raises `DamagedCheckpoint`, and `latest` skips it for the next older one with a warning;
+a file that references Python code, or is newer than this code, stops with `CheckpointError`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import os
 import pickle
 import random
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +146,11 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     return state
 
 
-def latest(run_dir: Path, map_location: str | torch.device = "cpu", warn=print):
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def latest(run_dir: Path, map_location: str | torch.device = "cpu", warn=_to_stderr):
     """(path, state) of the newest checkpoint of a run that loads; damaged ones are skipped with a
     warning (an unsafe or too-new file stops with its error). Raises CheckpointError if none."""
     found = list_checkpoints(run_dir)
