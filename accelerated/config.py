@@ -112,8 +112,8 @@ class RunConfig:
     """Feature metrics of an evaluation: "offline" (FID and KID in fixed random features),
     "inception" (the paper's FID, KID and IS; needs torch-fidelity) or "none" (the built-in
     quality only)."""
-    inception_weights: str = ""
-    """Local copy of torch-fidelity's Inception weights for eval_metrics "inception" ("" =
+    inception_weights: str | None = None
+    """Local copy of torch-fidelity's Inception weights for eval_metrics "inception" (none:
     download once)."""
     best_metric: Literal["fid", "kid", "score", "none"] = "fid"
     """Evaluation number that picks best.pt: "fid" or "kid" (lower is better), "score" (the
@@ -367,7 +367,7 @@ def validate(cfg: TrainConfig, world_size: int = 1) -> None:
         (r.eval_metrics == "none" or r.eval_samples >= 10,  # the Inception Score's 10 splits
          "run.eval_samples must be at least 10 for FID and KID: raise it, or set "
          "run.eval_metrics = 'none'"),
-        (not r.inception_weights or r.eval_metrics == "inception",
+        (r.inception_weights is None or r.eval_metrics == "inception",
          "run.inception_weights only applies with run.eval_metrics = 'inception'"),
         (r.best_metric not in ("fid", "kid") or r.eval_metrics != "none",
          f"run.best_metric = {r.best_metric!r} needs run.eval_metrics 'offline' or 'inception' "

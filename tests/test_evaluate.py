@@ -6,9 +6,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _inception import random_inception_weights
 
 from accelerated import config as C
-from accelerated import evaluate
+from accelerated import evaluate, train
 from accelerated.data import builtin
 from accelerated.metrics import RandomConvFeatures, reference
 from accelerated.models import Generator
@@ -78,6 +79,50 @@ def test_a_generator_that_draws_real_images_scores_near_perfect(run_dir, tmp_pat
     assert real["quality"]["score"] == 1.0
     assert real["fid"] < untrained["fid"] / 10
     assert real["kid"]["mean"] < untrained["kid"]["mean"] / 10
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_the_default_run_is_evaluated_end_to_end(tmp_path, monkeypatch):
+    """The default run (builtin preset) cut to 30 steps, then evaluate on its run folder with the
+    offline metrics: it reads the reference the run's own evaluation cached, and measures the
+    same generator as that evaluation did (FID of 1000 other samples, close to the run's)."""
+    cache = tmp_path / "cache"
+    assert train.main(["--run.out_dir", str(tmp_path), "--run.name", "default", "--run.steps",
+                       "30", "--data.cache_dir", str(cache), "--run.progress", "false"]) == 0
+    run_dir = tmp_path / "default"
+    [trained] = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+                 if json.loads(line)["kind"] == "eval"]
+
+    def must_not_run(*args):
+        raise AssertionError("the reference the training run cached was recomputed")
+
+    monkeypatch.setattr(reference, "reference_features", must_not_run)
+    out = tmp_path / "results.json"
+    assert evaluate.main([str(run_dir), "--out", str(out), "--num-samples", "1000",
+                          "--device", "cpu"]) == 0
+    results = json.loads(out.read_text())
+    assert results["checkpoint"] == str(checkpoint.path_for(run_dir, 30))
+    assert results["generator"] == "raw"  # the builtin preset trains without EMA
+    assert results["reference"]["samples"] == builtin.DEFAULT_SIZE
+    assert results["reference"]["cache"].startswith(str(cache / "metrics"))
+    assert results["fid"] == pytest.approx(trained["fid"], rel=0.25)
+    assert 0 <= results["quality"]["score"] <= 1 and np.isfinite(results["kid"]["mean"])
+
+
+def test_inception_metrics_end_to_end_where_weights_are_supplied(run_dir, tmp_path, monkeypatch,
+                                                                 request):
+    """`--metrics inception` through torch-fidelity's own weight loading and network, with a
+    weights file of random values (`_inception`): IS, FID and KID are written."""
+    weights = random_inception_weights(tmp_path, monkeypatch, request)
+    code, out = evaluate_cli(run_dir, tmp_path, "--metrics", "inception", "--inception-weights",
+                             str(weights), "--num-samples", "10", "--reference-samples", "10")
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert results["feature_network"] == "inception-v3-tf-2015-12-05"
+    assert results["inception_score"]["splits"] == 10
+    assert results["inception_score"]["mean"] >= 1 - 1e-9  # exp of a mean KL divergence
+    assert results["fid"] >= 0 and np.isfinite(results["fid"])
+    assert results["kid"]["subset_size"] == 10 and np.isfinite(results["kid"]["mean"])
 
 
 def test_the_cache_file_depends_on_everything_the_reference_does(tmp_path):

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from _inception import random_inception_weights
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from accelerated import evaluate, sample, train
@@ -158,6 +159,20 @@ def test_best_pt_is_a_checkpoint_for_sample_and_evaluate(tmp_path, monkeypatch, 
     results = json.loads(out.read_text())
     assert results["checkpoint"] == str(best) and results["fid"] > 0
     assert computed == []  # the training run's cached reference, in its data.cache_dir
+
+
+def test_training_evaluates_with_the_inception_network_where_weights_are_supplied(
+        tmp_path, monkeypatch, request):
+    """run.eval_metrics = "inception" through torch-fidelity (random weights, see `_inception`)."""
+    weights = random_inception_weights(tmp_path, monkeypatch, request)
+    monkeypatch.setattr(builtin, "DEFAULT_SIZE", 16)  # Inception on a CPU: a few images only
+    assert run(tmp_path, "--run.eval_metrics", "inception", "--run.inception_weights",
+               str(weights), "--run.steps", "2", "--run.eval_samples", "10") == 0
+    [record] = evals(tmp_path / "r")
+    assert record["inception_score"] >= 1 - 1e-9 and record["inception_score_std"] >= 0
+    assert record["fid"] >= 0 and record["kid"] == record["kid"]  # finite, not NaN
+    best = json.loads((tmp_path / "r" / "best.json").read_text())
+    assert best["measured_with"] == "inception-v3-tf-2015-12-05, 10 samples"
 
 
 @pytest.mark.parametrize(

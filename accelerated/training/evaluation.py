@@ -52,7 +52,7 @@ class Evaluation:
         self.net, self.reference, error = None, None, None
         if ctx.is_main and r.eval_metrics != "none":
             try:
-                net = feature_network(r.eval_metrics, r.inception_weights or None)
+                net = feature_network(r.eval_metrics, r.inception_weights)
                 self.net = net.to(ctx.device).eval()
             except (ImportError, ValueError, InceptionWeightsError) as err:
                 error = f"run.eval_metrics = {r.eval_metrics!r}: {err}"
