@@ -6,10 +6,10 @@ python -m accelerated.evaluate runs/in128 --out results.json --metrics inception
     --inception-weights weights-inception-2015-12-05-6726825d.pth            # the paper's metrics
 ```
 
-CHECKPOINT is a checkpoint file or a run folder (its newest checkpoint); the EMA generator is used
-when the run kept one (`--no-ema` for the raw one). The generator draws `--num-samples` images
-(classes uniformly at random, noise from `--seed`); a feature network maps them and the training
-data to features:
+CHECKPOINT is a checkpoint file (a run's `best.pt` too) or a run folder (its newest checkpoint);
+the EMA generator is used when the run kept one (`--no-ema` for the raw one). The generator draws
+`--num-samples` images (classes uniformly at random, noise from `--seed`); a feature network maps
+them and the training data to features:
 
 - `--metrics offline` (default): `RandomConvFeatures`, fixed random weights, nothing to download;
   FID and KID only. Its numbers compare runs of this project with each other, never with papers.
@@ -18,7 +18,8 @@ data to features:
 
 The data set's features are computed once per (data set, resolution, feature network, number of
 reference samples) and cached in `--cache-dir` (default: the run's `data.cache_dir`) under
-`metrics/`: float64 mean and covariance, and up to 10,000 feature rows for KID. On the built-in
+`metrics/`: float64 mean and covariance, and up to 10,000 feature rows for KID; a training run's
+evaluations write the same file (`accelerated.metrics.reference`). On the built-in
 data set the exact quality measure of `accelerated.data.builtin.quality` is reported as well.
 """
 
@@ -48,7 +49,8 @@ QUALITY_SAMPLES = 10_000  # generated images kept for the built-in quality measu
 
 def make_parser() -> OneLineParser:
     parser = OneLineParser(prog=PROG, description="FID, KID (and IS) of a trained SAGAN generator.")
-    parser.add_argument("checkpoint", help="a checkpoint file, or a run folder (newest checkpoint)")
+    parser.add_argument("checkpoint", help="a checkpoint file (e.g. a run's best.pt), or a run "
+                        "folder (newest checkpoint)")
     parser.add_argument("--out", required=True, help="JSON file to write the results to")
     parser.add_argument("--num-samples", type=int, default=50_000,
                         help="generated images (default: 50000, as the paper)")
