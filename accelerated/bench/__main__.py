@@ -76,6 +76,8 @@ def make_parser() -> OneLineParser:
                    help="timed iterations per row (default 20; --quick: 2)")
     p.add_argument("--warmup", type=positive, default=None,
                    help="untimed iterations per row first (default 3; --quick: 1)")
+    p.add_argument("--threads", type=positive, default=None,
+                   help="torch CPU threads (default: torch's; 1 steadies timings on a busy CPU)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the GPU's dense bf16 peak, for a GPU missing from the built-in table")
 
@@ -157,6 +159,8 @@ def run_step(args, device):
     found = peak.bf16_peak(environment(device)["device"]) if device.type == "cuda" else None
     peak_tflops, part = (args.peak_tflops, "--peak-tflops") if args.peak_tflops else (
         found or (None, None))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     counted = flops.summary(preset, batch)
     rows = step.benchmark(preset, batch, device, iters, warmup, args.quick,
                           counted["flops_per_iteration"], peak_tflops)

@@ -16,8 +16,8 @@ times `Trainer.iteration` (one D step and one G step) on synthetic batches alrea
 
 Where the training code has no setting for a lever, the harness sets it on the built Trainer:
 it swaps the Adam optimisers (fused or PyTorch's default, before any step), asks the attention
-layers for their maps (`store_attention`, which runs the readable path on any device, dropped
-after each iteration) for the baseline attention, forces the backend with
+layers for their maps on CUDA (`store_attention`, which runs the readable path there; the maps are
+dropped after each iteration) for the baseline attention, forces the backend with
 `accelerated.backend.force_backend`, and wraps G and D in `torch.compile(mode="reduce-overhead")`
 for CUDA graphs. A lever that cannot act on this device (bf16, channels-last and fused attention
 are CUDA-only in the Trainer) is listed as not run, with the reason.
@@ -137,10 +137,12 @@ def prepare(preset: str, batch: int, levers: Levers, device: torch.device, workd
 
         trainer.G_train, trainer.D_train = compiled(trainer.G_train), compiled(trainer.D_train)
         trainer.G_fake, trainer.D_score = compiled(trainer.G), compiled(trainer.D)
+    # On CUDA the readable bmm-softmax-bmm path runs only when the layers are asked for their
+    # maps; on a CPU it always runs, and asking would only change what torch.compile sees.
     naive = attention_layers(trainer.G) + attention_layers(trainer.D)
-    naive = naive if levers.attention == "naive" else []
+    naive = naive if levers.attention == "naive" and device.type == "cuda" else []
     for layer in naive:
-        layer.store_attention = True  # the readable bmm-softmax-bmm path, on any device
+        layer.store_attention = True
     backend = ATTENTION_BACKENDS[levers.attention]
     batches = synthetic_batches(cfg, device)
 
@@ -254,9 +256,11 @@ def benchmark(preset: str, batch: int, device: torch.device, iters: int, warmup:
             rows.append({**row, "status": plan.error})
             continue
         ms = statistics.median(plan.ms)
+        quartiles = statistics.quantiles(plan.ms, n=4) if len(plan.ms) > 1 else [ms, ms, ms]
         it_s = 1e3 / ms
         tflop_s = flops_per_iteration * it_s / 1e12
-        rows.append({**row, "status": "ok", "iterations": len(plan.ms), "ms": ms, "it_s": it_s,
+        rows.append({**row, "status": "ok", "iterations": len(plan.ms), "ms": ms,
+                     "ms_quartiles": [quartiles[0], quartiles[2]], "it_s": it_s,
                      "images_s": it_s * batch, "peak_mib": plan.peak_mib, "tflop_s": tflop_s,
                      "mfu": None if peak_tflops is None else tflop_s / peak_tflops})
     base = rows[0]
@@ -268,8 +272,8 @@ def benchmark(preset: str, batch: int, device: torch.device, iters: int, warmup:
 
 def format_table(rows: list[dict]) -> str:
     """The rows as a fixed-width text table."""
-    header = (f"{'row':24} {'attention':9} {'ms/it':>9} {'it/s':>8} {'images/s':>9} "
-              f"{'x base':>7} {'peak MiB':>9} {'TFLOP/s':>8} {'MFU':>6}  note")
+    header = (f"{'row':24} {'attention':9} {'ms/it':>9} {'quartiles':>13} {'it/s':>8} "
+              f"{'images/s':>9} {'x base':>7} {'peak MiB':>9} {'TFLOP/s':>8} {'MFU':>6}  note")
     lines = [header, "-" * len(header)]
     for r in rows:
         start = f"{r['row']:24} {r.get('attention_path', ''):9} "
@@ -279,6 +283,8 @@ def format_table(rows: list[dict]) -> str:
         peak = "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
         mfu = "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
         ratio = f"{r['x_baseline']:.2f}" if "x_baseline" in r else "-"
-        lines.append(start + f"{r['ms']:9.1f} {r['it_s']:8.2f} {r['images_s']:9.1f} {ratio:>7} "
+        q1, q3 = r["ms_quartiles"]
+        lines.append(start + f"{r['ms']:9.1f} {q1:6.0f}-{q3:<6.0f} {r['it_s']:8.2f} "
+                     f"{r['images_s']:9.1f} {ratio:>7} "
                      f"{peak:>9} {r['tflop_s']:8.3f} {mfu:>6}  {r['note']}".rstrip())
     return "\n".join(lines)
