@@ -97,7 +97,7 @@ def inactive(levers: Levers, device: torch.device, quick: bool) -> dict[str, tup
     elif levers.attention == "cupy" and not cupy_usable():
         why["attention"] = ("naive", "CuPy kernels: need CuPy (pip install -e '.[cuda13]')")
     if quick and levers.compile:
-        left_out = "torch.compile: left out by --quick (minutes of compiling on a CPU)"
+        left_out = "torch.compile: left out by --quick (compiling takes minutes)"
         why["compile"] = (None, why["compile"][1] if "compile" in why else left_out)
     return why
 
