@@ -32,9 +32,12 @@ its registrations happen. What each op hands its kernel:
 Forcing `"cupy"` says "a kernel or an error": `kernel_for` raises `RuntimeError` where no kernel
 can run (no CUDA device, no CuPy, CPU tensors, another dtype, nothing registered) instead of
 quietly measuring the PyTorch path.
+
+Under `torch.compile` the choice is made while tracing: `force_backend` sets a module global, on
+which Dynamo guards (a change recompiles), so the compiled graphs have no break at each op;
+`SAGAN_BACKEND` is read when tracing, so set it before the first compiled call.
 """
 
-import contextvars
 import importlib
 import importlib.util
 import os
@@ -57,11 +60,12 @@ KERNELS_MODULE = "accelerated.kernels"
 
 _kernels: dict[str, Callable] = {}
 _kernels_loaded = False
-# Set by force_backend; _FROM_ENV means "not forced here: read SAGAN_BACKEND".
+_CUPY_INSTALLED = importlib.util.find_spec("cupy") is not None  # without importing it
+# Set by force_backend (process-wide); _FROM_ENV means "not forced: read SAGAN_BACKEND". A plain
+# global, not a ContextVar: Dynamo can trace and guard a global, and breaks its graph at
+# ContextVar.get.
 _FROM_ENV = "env"
-_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "sagan_backend", default=_FROM_ENV
-)
+_forced: str | None = _FROM_ENV
 
 
 def register_kernel(op_name: str, fn: Callable) -> None:
@@ -75,7 +79,7 @@ def register_kernel(op_name: str, fn: Callable) -> None:
 
 def cupy_usable() -> bool:
     """True when a CUDA device is present and CuPy can be imported."""
-    return torch.cuda.is_available() and importlib.util.find_spec("cupy") is not None
+    return torch.cuda.is_available() and _CUPY_INSTALLED
 
 
 def _only_tensors(args) -> list[torch.Tensor]:
@@ -95,7 +99,7 @@ def kernel_dtypes(op_name: str, tensors) -> bool:
 
 def requested_backend() -> str | None:
     """The forced backend ("torch", "cupy") or None for the automatic choice."""
-    name = _forced.get()
+    name = _forced
     if name == _FROM_ENV:
         name = os.environ.get(ENV_VAR) or None
     if name is not None and name not in BACKENDS:
@@ -122,18 +126,17 @@ def force_backend(name: str | None) -> Iterator[None]:
         raise ValueError(f"unknown backend {name!r}: use one of {BACKENDS} or None")
     if name == "cupy":
         _require_cupy()
-    token = _forced.set(name)
+    global _forced
+    before, _forced = _forced, name
     try:
         yield
     finally:
-        _forced.reset(token)
+        _forced = before
 
 
 def _load_kernels() -> None:
-    """Import the kernels package once so that its `register_kernel` calls run."""
+    """Import the kernels package (once) so that its `register_kernel` calls run."""
     global _kernels_loaded
-    if _kernels_loaded:
-        return
     _kernels_loaded = True
     try:
         importlib.import_module(KERNELS_MODULE)
@@ -163,7 +166,8 @@ def kernel_for(op_name: str, *tensors) -> Callable | None:
                 f"backend 'cupy' was forced but the {op_name!r} kernel takes CUDA tensors of "
                 f"{allowed}, got {got}: move and cast them, or force 'torch'"
             )
-    _load_kernels()
+    if not _kernels_loaded:
+        _load_kernels()
     kernel = _kernels.get(op_name)
     if kernel is None and backend == "cupy":
         raise RuntimeError(

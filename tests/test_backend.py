@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from accelerated import backend, ops
+from accelerated import config as C
+from accelerated.models import build_models
 
 
 @pytest.fixture
@@ -159,3 +161,14 @@ def test_all_cuda_on_real_tensors():
 def test_all_cuda_on_gpu_tensors():
     assert backend.all_cuda([torch.zeros(1, device="cuda"), 0.5])
     assert not backend.all_cuda([torch.zeros(1, device="cuda"), torch.zeros(1)])
+
+
+def test_generator_and_discriminator_compile_into_one_graph_each():
+    """The backend choice in every op is traced, not a graph break (ContextVar.get was one)."""
+    model = C.build("tiny").model
+    G, D = build_models(model)
+    z, y = torch.randn(2, model.z_dim), torch.tensor([0, 1])
+    for net, args in ((G, (z, y)), (D, (torch.randn(2, 3, 16, 16), y))):
+        explained = torch._dynamo.explain(net)(*args)
+        assert explained.graph_break_count == 0, explained.break_reasons
+        assert explained.graph_count == 1
