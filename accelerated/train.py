@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         if state is not None:
             with checkpoint.reading(path):
                 trainer.load(state, path)
+            trainer.write_config()  # with this resume's overrides, for the next one
             if ctx.is_main:
                 print(f"resuming {run_dir} at step {trainer.step} from {path}", file=sys.stderr)
         else:

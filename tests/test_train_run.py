@@ -73,6 +73,9 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
     assert run(tmp_path, *settings, name="straight") == 0
     assert run(tmp_path, *settings[:1], "3", *settings[2:], name="halves") == 0
     assert train.main(["--resume", str(tmp_path / "halves"), "--run.steps", "6"]) == 0
+    saved = json.loads((tmp_path / "halves" / "config.json").read_text())
+    assert saved["run"]["steps"] == 6  # the resume's override, kept for the next resume
+    assert "steps = 6" in (tmp_path / "halves" / "config.toml").read_text()
     a = checkpoint.load(tmp_path / "straight" / "checkpoints" / "step-00000006.pt")
     b = checkpoint.load(tmp_path / "halves" / "checkpoints" / "step-00000006.pt")
     ta, tb = tensors({k: a[k] for k in ("G", "D", "G_ema", "opt_G", "opt_D")}), tensors(

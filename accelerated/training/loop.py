@@ -331,11 +331,20 @@ class Trainer:
         if self.ctx.is_main:
             say(f"{signal.Signals(signum).name}: finishing this step, then saving a checkpoint")
 
+    def write_config(self) -> None:
+        """Write the run's config as config.toml and config.json (rank 0), each by a rename, so
+        a kill mid-write leaves the previous file; a resume records its overrides this way."""
+        if self.ctx.is_main:
+            texts = {"config.toml": to_toml(self.cfg),
+                     "config.json": json.dumps(to_dict(self.cfg), indent=2)}
+            for name, text in texts.items():
+                partial = self.run_dir / f".{name}.partial"
+                partial.write_text(text)
+                partial.replace(self.run_dir / name)
+
     def start_new(self) -> None:
         """Write the config and the step-0 checkpoint of a new run (the first rollback target)."""
-        if self.ctx.is_main:
-            (self.run_dir / "config.toml").write_text(to_toml(self.cfg))
-            (self.run_dir / "config.json").write_text(json.dumps(to_dict(self.cfg), indent=2))
+        self.write_config()
         self.save()
 
     def train(self) -> str:
