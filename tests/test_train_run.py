@@ -32,7 +32,7 @@ def test_smoke_run_writes_everything(tmp_path, capsys):
     assert run(tmp_path) == 0
     out = capsys.readouterr().out
     run_dir = tmp_path / "r"
-    assert "final quality (32 samples, EMA generator): well_formed" in out
+    assert "final quality (256 samples, EMA generator): well_formed" in out
     assert f"samples: {run_dir / 'samples' / 'step-00000004.png'}" in out
     # Checkpoints: the newest 2 (keep_checkpoints) of steps 0, 2, 4.
     assert [p.name for p in checkpoint.list_checkpoints(run_dir)] == [
@@ -127,5 +127,5 @@ def test_cuda_run_with_bf16_channels_last_and_fused_adam(tmp_path, compile_):
 def test_unconditional_model_trains_and_is_scored_without_classes(tmp_path, capsys):
     assert run(tmp_path, "--model.num_classes", "0", "--run.steps", "2") == 0
     out = capsys.readouterr().out
-    assert "final quality (32 samples, EMA generator): well_formed" in out
+    assert "final quality (256 samples, EMA generator): well_formed" in out
     assert "class_match" not in out and "score" not in out
