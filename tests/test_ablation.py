@@ -108,6 +108,7 @@ def rewrite_scores(folder: Path, scores: dict[int, float]) -> None:
     (folder / "metrics.jsonl").write_text("\n".join(out) + "\n")
 
 
+@pytest.mark.slow
 def test_tiny_ablation_runs_resumes_and_tabulates(tmp_path, capsys):
     argv = [*TINY, "--configs", "no-attention,sagan", "--seeds", "2", "--out", str(tmp_path)]
     assert main(argv) == 0
@@ -177,6 +178,7 @@ def test_tiny_ablation_runs_resumes_and_tabulates(tmp_path, capsys):
     assert "was trained with run.steps = 4" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_stopped_ablation_saves_checkpoints_and_resumes_them(tmp_path):
     flags = ["--preset", "tiny", "--steps", "5000", "--eval-every", "5000", "--eval-samples", "16",
              "--configs", "residual-8", "--seeds", "1", "--jobs", "1", "--no-progress"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# --8<-- [start:variants]
 BASELINE: dict[str, str] = {
     "model.g_attention": "8",
     "model.d_attention": "8",
@@ -59,6 +60,7 @@ VARIANTS: tuple[Variant, ...] = (
             {"optim.lr_d": "1e-4"}),
 )
 """The default comparison: the baseline first, then one change each."""
+# --8<-- [end:variants]
 
 
 def by_name(names: list[str] | None = None) -> list[Variant]:
