@@ -7,7 +7,12 @@ SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes seeds below this (and Py
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad command line in one line and exits 2, without the usage block."""
+    """argparse that reports a bad command line in one line and exits 2, without the usage block.
+    Options must be spelled out: `--c` is an unknown flag, not a guess at `--cache-dir`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)

@@ -169,18 +169,19 @@ def test_killed_signalled_and_corrupted_run_ends_with_the_uninterrupted_weights(
     fault_tally.fault("SIGINT")
 
     # The two newest checkpoints damaged: one truncated, one garbage. --resume falls back to
-    # the third, and the disk is full when one later checkpoint is written.
+    # the third, and the disk is full when the checkpoint after it is written (so the garbage
+    # file of that step stays; the truncated one is replaced, even if SIGINT came at the end).
     *_, third, second, first = checkpoint.list_checkpoints(run_dir)
     first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])
     second.write_bytes(rng.randbytes(second.stat().st_size))
     fault_tally.fault("corrupt checkpoint")
     fault_tally.fault("corrupt checkpoint")
     start = checkpoint.load(third)["step"]
-    proc = launch(resume, (start + 2, "disk-full"))
+    proc = launch(resume, (start + 1, "disk-full"))
     out, err = finish(proc, 0)
     assert err.count("warning: skipping checkpoint") == 2 and str(first) in err
     assert f"resuming {run_dir} at step {start} from {third}" in err
-    assert f"could not write the checkpoint of step {start + 2}" in err
+    assert f"could not write the checkpoint of step {start + 1}" in err
     fault_tally.fault("disk full")
 
     # Nothing half-written is left, and the run ends exactly where an uninterrupted one does.

@@ -32,7 +32,7 @@ def positive(text: str) -> int:
 def make_parser() -> OneLineParser:
     names = ", ".join(v.name for v in variants.VARIANTS)
     parser = OneLineParser(
-        prog=PROG, allow_abbrev=False,
+        prog=PROG,
         description="Train the configurations of SAGAN's ablation on the built-in data set, "
         "several seeds each, and write a table (Markdown, CSV, JSON) and a plot of quality vs "
         "step. Finished runs are kept: the same command continues an interrupted ablation.")
