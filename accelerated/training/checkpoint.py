@@ -88,6 +88,17 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
         os.close(directory)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Text to a temporary file, then renamed over `path`: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def save(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Write the checkpoint of `step` and delete all but the newest `keep`. Raises OSError."""
     path = write(path_for(run_dir, step), step, state)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import torch
@@ -146,17 +145,8 @@ class Evaluation:
         try:
             checkpoint.write(self.run_dir / checkpoint.BEST, step, {**state(), "best": record})
             self.best = record
-            write_json_atomic(self.run_dir / BEST_RECORD, record)
+            checkpoint.write_text_atomic(self.run_dir / BEST_RECORD,
+                                         json.dumps(record, indent=2) + "\n")
         except OSError as err:
             say(f"error: could not record step {step} as the best checkpoint ({err})")
 
-
-def write_json_atomic(path: Path, value) -> None:
-    """JSON to a temporary file, then renamed over `path`: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(value, indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

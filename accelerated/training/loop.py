@@ -338,9 +338,7 @@ class Trainer:
             texts = {"config.toml": to_toml(self.cfg),
                      "config.json": json.dumps(to_dict(self.cfg), indent=2)}
             for name, text in texts.items():
-                partial = self.run_dir / f".{name}.partial"
-                partial.write_text(text)
-                partial.replace(self.run_dir / name)
+                checkpoint.write_text_atomic(self.run_dir / name, text)
 
     def start_new(self) -> None:
         """Write the config and the step-0 checkpoint of a new run (the first rollback target)."""
