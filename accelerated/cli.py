@@ -15,8 +15,14 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        print(f"{self.prog}: error: {one_line(message)} (see --help)", file=sys.stderr)
         raise SystemExit(2)
+
+
+def one_line(message: str) -> str:
+    """`message` with its line breaks written as \\n, \\r: argparse echoes the arguments, and an
+    argument may hold a newline."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def seed(text: str) -> int:

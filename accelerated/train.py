@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from accelerated import config as C
+from accelerated.cli import one_line
 from accelerated.training import checkpoint, distributed
 from accelerated.training.logging import say
 from accelerated.training.loop import Trainer, TrainingError
@@ -39,7 +40,7 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line in one line (exit 2), without the usage block."""
 
     def error(self, message: str):
-        raise UsageError(f"{message} (see --help)")
+        raise UsageError(f"{one_line(message)} (see --help)")
 
 
 def _default_text(info: C.FieldInfo, preset: dict) -> str:
