@@ -39,6 +39,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from accelerated.cli import SEED_LIMIT
 from accelerated.models.config import ModelConfig
 
 DEFAULT_PRESET = "builtin"
@@ -358,7 +359,7 @@ def validate(cfg: TrainConfig, world_size: int = 1) -> None:
         (0 <= o.ema_decay < 1, "optim.ema_decay must lie in [0, 1)"),
         (o.ema_start >= 0, "optim.ema_start must be at least 0"),
         (r.steps >= 1, "run.steps must be at least 1"),
-        (0 <= r.seed < 2**63, "run.seed must lie in [0, 2**63)"),
+        (0 <= r.seed < SEED_LIMIT, "run.seed must lie in [0, 2**63)"),
         (r.device in ("auto", "cpu", "cuda"), "run.device must be 'auto', 'cpu' or 'cuda'"),
         (min(r.log_every, r.sample_every, r.eval_every, r.checkpoint_every) >= 1,
          "run.log_every, sample_every, eval_every and checkpoint_every must be at least 1"),

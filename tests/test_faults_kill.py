@@ -9,7 +9,6 @@ for a checkpoint, config and earlier checkpoints unchanged, the log only appende
 end its weights, optimiser and random states must equal those of an uninterrupted run.
 """
 
-import json
 import os
 import random
 import signal
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from accelerated.training import checkpoint
+from accelerated.training.logging import read_records
 
 STEPS = 12
 SETTINGS = ["--preset", "tiny", "--run.steps", str(STEPS), "--run.checkpoint_every", "1",
@@ -51,10 +51,7 @@ def finish(proc, returncode: int) -> tuple[str, str]:
 
 def logged_steps(run_dir: Path) -> list[int]:
     """Steps of the train records in metrics.jsonl (its complete lines: each must be JSON)."""
-    path = run_dir / "metrics.jsonl"
-    text = path.read_text() if path.exists() else ""
-    records = [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
-    return [r["step"] for r in records if r["kind"] == "train"]
+    return [r["step"] for r in read_records(run_dir) if r["kind"] == "train"]
 
 
 def wait_for_step(proc, run_dir: Path, step: int) -> None:

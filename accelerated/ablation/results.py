@@ -17,6 +17,7 @@ import statistics
 from pathlib import Path
 
 from accelerated.ablation.runs import Run
+from accelerated.training.logging import read_records
 
 SPREAD_OF = ("final_score", "best_score", "final_agreement", "final_symmetry")
 """The per-run values whose spread the table shows."""
@@ -26,8 +27,7 @@ def evals(folder: Path) -> list[dict[str, float]]:
     """The run's "eval" records, by step. A resumed run logs again the steps after its last
     checkpoint: the later record of a step wins."""
     by_step = {}
-    for line in (folder / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
+    for record in read_records(folder):
         if record.get("kind") == "eval":
             by_step[record["step"]] = {k: v for k, v in record.items() if k not in ("kind", "time")}
     return [by_step[s] for s in sorted(by_step)]
@@ -38,8 +38,7 @@ def steps_per_second(folder: Path) -> float | None:
     consecutive "train" records (pairs across a resume, where the clock restarts, are left out)."""
     steps = seconds = 0.0
     previous = None
-    for line in (folder / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
+    for record in read_records(folder):
         if record.get("kind") != "train":
             continue
         if previous and record["step"] > previous["step"] and record["time"] > previous["time"]:

@@ -8,7 +8,6 @@ run (each finishes its step and saves a checkpoint), so the same command continu
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from accelerated.ablation.runs import Run
+from accelerated.training.logging import read_records
 
 POLL_SECONDS = 1.0
 
@@ -35,16 +35,8 @@ def default_threads(jobs: int) -> int:
 
 def steps_done(run: Run) -> int:
     """The last step logged in the run's metrics.jsonl (0 when there is none yet)."""
-    path = run.folder / "metrics.jsonl"
-    if not path.is_file():
-        return 0
-    lines = path.read_text().splitlines()
-    for line in reversed(lines):
-        try:
-            return int(json.loads(line)["step"])
-        except (ValueError, KeyError):  # a line being written
-            continue
-    return 0
+    records = read_records(run.folder)
+    return int(records[-1]["step"]) if records else 0
 
 
 def start(run: Run, threads: int, log_dir: Path) -> subprocess.Popen:

@@ -33,12 +33,13 @@ import os
 import pickle
 import random
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from accelerated.training.logging import say
 
 FORMAT_VERSION = 1
 FOLDER = "checkpoints"
@@ -157,11 +158,7 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     return state
 
 
-def _to_stderr(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def latest(run_dir: Path, map_location: str | torch.device = "cpu", warn=_to_stderr):
+def latest(run_dir: Path, map_location: str | torch.device = "cpu", warn=say):
     """(path, state) of the newest checkpoint of a run that loads; damaged ones are skipped with a
     warning (an unsafe or too-new file stops with its error). Raises CheckpointError if none."""
     found = list_checkpoints(run_dir)

@@ -17,6 +17,14 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 
+def read_records(run_dir: Path) -> list[dict]:
+    """The records of a run's `metrics.jsonl`, oldest first ([] if it has none yet); a last line
+    still being written is left out."""
+    path = Path(run_dir) / "metrics.jsonl"
+    text = path.read_text() if path.is_file() else ""
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
+
+
 def say(message: str) -> None:
     """Print a line to stderr without breaking a tqdm progress bar."""
     tqdm.write(message, file=sys.stderr)
