@@ -167,10 +167,15 @@ def report(trainer: Trainer, outcome: str) -> None:
         print(f"done: {step} steps{rate} -> {trainer.run_dir}")
     if trainer.last_quality is not None:
         which = "EMA generator" if trainer.ema else "generator"
-        values = ", ".join(f"{k} {v:.3f}" for k, v in trainer.last_quality.items())
+        found = trainer.last_quality
+        values = ", ".join(f"{k} {v:.3f}" for k, v in found.items() if not k.startswith("twin"))
         when = "final quality" if trainer.last_quality_step == step else (
             f"quality at step {trainer.last_quality_step}")
         print(f"{when} ({r.eval_samples} samples, {which}): {values}")
+        twins = [f"{k[5:]} {v:.2f} ({found['twin_chance/' + k[5:]]:.2f})"
+                 for k, v in found.items() if k.startswith("twin/")]
+        if twins:
+            print(f"attention of queries on one twin to the other (chance): {', '.join(twins)}")
     if trainer.last_grid is not None:
         print(f"samples: {trainer.last_grid}")
         print(f"attention maps: {trainer.run_dir / 'attention'}")

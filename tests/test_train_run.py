@@ -54,6 +54,10 @@ def test_smoke_run_writes_everything(tmp_path, capsys):
     assert train_steps == [1, 2, 3, 4]
     evals = [r for r in records if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [2, 4] and 0 <= evals[-1]["score"] <= 1
+    # attention: gamma of each layer on every log step, twin attention at every evaluation
+    assert all({"gamma/G8", "gamma/D8"} <= set(r) for r in records if r["kind"] == "train")
+    assert all(0 <= r["twin/G8"] <= 1 and 0 < r["twin_chance/D8"] < 1 for r in evals)
+    assert "attention of queries on one twin to the other (chance): G8 " in out
     assert all(abs(r["loss_d"]) < 100 for r in records if r["kind"] == "train")
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 

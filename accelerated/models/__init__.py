@@ -25,6 +25,20 @@ def attention_layers(module: nn.Module) -> list[SelfAttention]:
     return [m for m in module.modules() if isinstance(m, SelfAttention)]
 
 
+def named_attention_layers(
+    G: nn.Module, D: nn.Module, cfg: ModelConfig
+) -> dict[str, SelfAttention]:
+    """`{"G8": layer, "D8": layer, ...}`: each self-attention block by network and feature-map
+    size (G's maps grow along its forward pass, D's shrink)."""
+    named = {}
+    for net, module, sizes in (("G", G, sorted(cfg.g_attention_sizes)),
+                               ("D", D, sorted(cfg.d_attention_sizes, reverse=True))):
+        layers = attention_layers(module)
+        if layers:  # none when attention_block is "residual"
+            named.update({f"{net}{size}": layer for size, layer in zip(sizes, layers, strict=True)})
+    return named
+
+
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
@@ -33,4 +47,5 @@ __all__ = [
     "ModelConfig",
     "attention_layers",
     "build_models",
+    "named_attention_layers",
 ]

@@ -33,9 +33,10 @@ from tqdm.auto import tqdm
 
 from accelerated.config import TrainConfig, to_dict, to_toml
 from accelerated.data import open_dataset
-from accelerated.models import attention_layers, build_models
+from accelerated.models import attention_layers, build_models, named_attention_layers
 from accelerated.ops import hinge_loss_discriminator, hinge_loss_generator
 from accelerated.training import checkpoint, figures
+from accelerated.training.attention_report import REPORT_IMAGES, gammas, twin_report
 from accelerated.training.batches import (
     StepBatches,
     noise_generator,
@@ -316,11 +317,24 @@ class Trainer:
         n = self.cfg.run.eval_samples
         z, classes = self.fixed_noise(NOISE_EVAL, n, torch.arange(n) % self.dataset.num_classes)
         values = self.evaluation.measure(self.generate, z, classes)
+        if self.cfg.data.source == "builtin":
+            values.update(self.twin_attention())
         if values:
             self.log.write(self.step, "eval", values)
             self.last_quality, self.last_quality_step = values, self.step
             self.evaluation.keep_best(self.step, values, self.state)
         return values
+
+    def twin_attention(self) -> dict[str, float]:
+        """Twin attention of every attention layer: G's on its samples, D's on real images."""
+        n = min(REPORT_IMAGES, len(self.dataset))
+        classes = torch.arange(n) % self.dataset.num_classes
+        z, y = self.fixed_noise(NOISE_EVAL, n, classes if self.cfg.model.conditional else None)
+        real, y_real = (torch.stack(t).to(self.ctx.device)
+                        for t in zip(*(self.dataset[i] for i in range(n)), strict=True))
+        layers = named_attention_layers(self.sampler(), self.D, self.cfg.model)
+        return twin_report(layers, self.generate, z, y, self.D, real,
+                           y_real if self.cfg.model.conditional else None)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -371,7 +385,9 @@ class Trainer:
                                            self.cfg.data.workers, self.cuda)
                     continue
                 if self.step % r.log_every == 0 or self.step == r.steps:
-                    self.log.write(self.step, "train", {**losses, **self.counters})
+                    attention = named_attention_layers(self.G, self.D, self.cfg.model)
+                    self.log.write(self.step, "train",
+                                   {**losses, **self.counters, **gammas(attention)})
                     bar.set_postfix(D=f"{losses['loss_d']:.3f}", G=f"{losses['loss_g']:.3f}")
                 if self.ctx.is_main and (self.step % r.sample_every == 0 or self.step == r.steps):
                     self.write_figures()
