@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from scipy.stats import mannwhitneyu
 from torch.nn.utils import parametrize
 
 from accelerated import config as C
@@ -159,6 +160,14 @@ def test_tiny_ablation_runs_resumes_and_tabulates(tmp_path, capsys):
     markdown = (tmp_path / "ablation.md").read_text()
     assert "| sagan |" in markdown and "0.500 ± 0.354 (0.250–0.750)" in markdown
     assert table["steps"] == 4 and table["seeds"] == 2
+    # the baseline tested against the other configuration, on the known final scores
+    (test,) = table["comparisons"]["final_score"]
+    assert test["variant"] == "no-attention" and test["difference"] == pytest.approx(0.25)
+    assert test["p"] == pytest.approx(mannwhitneyu([0.25, 0.75], [0.0, 0.5],
+                                                   alternative="greater").pvalue)
+    assert "| sagan vs |" in markdown and "| no-attention | 2 vs 2 | +0.250 (" in markdown
+    assert 0 <= sagan["final_diversity"]["mean"] <= 1 and set(sagan["final_twin"]) == {"G8", "D8"}
+    assert rows["no-attention"]["final_twin"] == {}
 
     steps, mean, low, high = plot.curve(sagan, "score")
     assert (steps, mean, low, high) == ([2, 4], [0.3125, 0.5], [0.125, 0.25], [0.5, 0.75])

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from accelerated import config as C
-from accelerated.ablation import plot, results, variants, workers
+from accelerated.ablation import plot, results, stats, variants, workers
 from accelerated.ablation.runs import AblationError, Schedule, plan
 from accelerated.cli import OneLineParser
 
@@ -29,15 +29,24 @@ def positive(text: str) -> int:
     return value
 
 
+COMPARED = ("final_score", "final_agreement")
+"""The per-seed values each configuration is tested on against the study's baseline."""
+
+
 def make_parser() -> OneLineParser:
     names = ", ".join(v.name for v in variants.VARIANTS)
+    studies = ", ".join(f"{k} ({', '.join(v.name for v in vs)})"
+                        for k, vs in variants.STUDIES.items())
     parser = OneLineParser(
         prog=PROG,
         description="Train the configurations of SAGAN's ablation on the built-in data set, "
         "several seeds each, and write a table (Markdown, CSV, JSON) and a plot of quality vs "
         "step. Finished runs are kept: the same command continues an interrupted ablation.")
+    parser.add_argument("--study", default="paper", metavar="NAME",
+                        help=f"which set of configurations: {studies} (default: paper)")
     parser.add_argument("--configs", default=None, metavar="LIST",
-                        help=f"comma-separated configurations (default: all: {names})")
+                        help=f"comma-separated configurations of the study (default: all; "
+                        f"paper: {names})")
     parser.add_argument("--seeds", type=positive, default=3, metavar="N",
                         help="seeds per configuration: 0 .. N-1 (default: 3)")
     parser.add_argument("--steps", type=positive, default=1000, metavar="N",
@@ -63,6 +72,18 @@ def make_parser() -> OneLineParser:
     return parser
 
 
+def compare(rows: list[dict]) -> dict[str, list[dict]]:
+    """{metric: tests of the first configuration (the baseline) against each other one}, for the
+    configurations with at least 2 finished seeds on both sides."""
+    baseline, others = rows[0], [row for row in rows[1:] if row["seeds"] >= 2]
+    if baseline["seeds"] < 2:
+        return {}
+    return {metric: [{"variant": row["config"],
+                      **stats.compare([r[metric] for r in baseline["runs"]],
+                                      [r[metric] for r in row["runs"]])} for row in others]
+            for metric in COMPARED}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     out = Path(args.out).resolve()
@@ -70,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         C.preset(args.preset)  # an unknown name fails here, before any configuration
         names = None if args.configs is None else [n.strip() for n in args.configs.split(",")]
-        chosen = variants.by_name(names)
+        chosen = variants.by_name(names, args.study)
         schedule = Schedule(args.preset, args.steps, args.eval_every, args.eval_samples)
         runs = plan(chosen, args.seeds, schedule, out)
         for run in runs:
@@ -102,17 +123,21 @@ def main(argv: list[str] | None = None) -> int:
         return status or 1
     meta = {
         "command": " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
-        "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
+        "study": args.study, "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
         "eval_every": args.eval_every, "eval_samples": args.eval_samples, "jobs": args.jobs,
         "threads": threads, "seconds_this_invocation": round(time.monotonic() - start, 1),
         "machine": f"{platform.machine()}, {workers.default_threads(1)} cores available, "
                    f"torch {torch.__version__}",
     }
+    meta["comparisons"] = compare(rows)
     paths = results.write(rows, out, meta)
-    title = (f"SAGAN ablation: {args.preset} preset, {args.steps} steps; mean over n seeds, "
-             f"band: min-max")
+    title = (f"SAGAN ablation ({args.study}): {args.preset} preset, {args.steps} steps; mean over "
+             f"n seeds, band: min-max")
     figure = plot.figure(rows, out / "ablation.png", title)
     print(results.markdown(rows))
+    for metric, found in meta["comparisons"].items():
+        if found:
+            print(stats.markdown(found, metric, rows[0]["config"]))
     print(f"table: {paths['md']} (also .csv, .json); plot: {figure}")
     for name, error in failed.items():
         print(f"failed: {name}: {error} (log: {out / 'logs' / name}.log)", file=sys.stderr)

@@ -59,18 +59,29 @@ VARIANTS: tuple[Variant, ...] = (
             "Figure 3: 'SN on G/D' without vs with TTUR",
             {"optim.lr_d": "1e-4"}),
 )
-"""The default comparison: the baseline first, then one change each."""
+"""The paper's comparisons: the baseline first, then one change each."""
 # --8<-- [end:variants]
 
+STUDIES: dict[str, tuple[Variant, ...]] = {
+    "paper": VARIANTS,
+    "attention": tuple(v for v in VARIANTS if v.name in ("sagan", "no-attention", "residual-8")),
+}
+"""Named sets of configurations (`--study`): "paper" is every comparison above; "attention" is
+SAGAN against no attention and against a residual block of the same size in the same place, the
+comparison that asks whether attention itself helps (with enough seeds for a test)."""
 
-def by_name(names: list[str] | None = None) -> list[Variant]:
-    """The variants called `names` (all when None), in `VARIANTS` order; KeyError names the
-    unknown ones."""
+
+def by_name(names: list[str] | None = None, study: str = "paper") -> list[Variant]:
+    """The variants of `study` called `names` (all when None), in the study's order; KeyError
+    names an unknown study or configuration."""
+    if study not in STUDIES:
+        raise KeyError(f"unknown study {study!r}; studies are {', '.join(STUDIES)}")
+    chosen = STUDIES[study]
     if names is None:
-        return list(VARIANTS)
-    known = {v.name for v in VARIANTS}
+        return list(chosen)
+    known = {v.name for v in chosen}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise KeyError(f"unknown configuration {', '.join(unknown)}; "
+        raise KeyError(f"unknown configuration {', '.join(unknown)} in study {study!r}; "
                        f"configurations are {', '.join(sorted(known))}")
-    return [v for v in VARIANTS if v.name in names]
+    return [v for v in chosen if v.name in names]
