@@ -58,6 +58,7 @@ def test_smoke_run_writes_everything(tmp_path, capsys):
     assert all({"gamma/G8", "gamma/D8"} <= set(r) for r in records if r["kind"] == "train")
     assert all(0 <= r["twin/G8"] <= 1 and 0 < r["twin_chance/D8"] < 1 for r in evals)
     assert "attention of queries on one twin to the other (chance): G8 " in out
+    assert Image.open(run_dir / "curves.png").size[0] > 1000  # redrawn at every evaluation
     assert all(abs(r["loss_d"]) < 100 for r in records if r["kind"] == "train")
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 

@@ -35,7 +35,7 @@ from accelerated.config import TrainConfig, to_dict, to_toml
 from accelerated.data import open_dataset
 from accelerated.models import attention_layers, build_models, named_attention_layers
 from accelerated.ops import hinge_loss_discriminator, hinge_loss_generator
-from accelerated.training import checkpoint, figures
+from accelerated.training import checkpoint, curves, figures
 from accelerated.training.attention_report import REPORT_IMAGES, gammas, twin_report
 from accelerated.training.batches import (
     StepBatches,
@@ -323,6 +323,7 @@ class Trainer:
             self.log.write(self.step, "eval", values)
             self.last_quality, self.last_quality_step = values, self.step
             self.evaluation.keep_best(self.step, values, self.state)
+            curves.draw(self.run_dir)
         return values
 
     def twin_attention(self) -> dict[str, float]:
