@@ -180,6 +180,10 @@ plt.show()
 # halves of the image: in one layer it reaches its twin 10-20 pixels away, where a 3x3 convolution
 # reaches one pixel. The background query spreads its attention over the whole black background.
 #
+# This map is built by hand, to show the mechanism: nobody learned $W_f$ and $W_g$. Section
+# "What a trained SAGAN attends to" below shows the maps a trained generator and discriminator
+# learned by themselves.
+#
 # How much of the row goes to the twin? Let us measure it.
 
 # %%
@@ -210,23 +214,213 @@ assert layer.last_attention.shape == (1, 16 * 16, 8 * 8)  # N = 256 queries, N/4
 assert torch.equal(out, features_64)  # gamma starts at 0: the identity
 
 # %% [markdown]
-# ## Exercises
+# ## The backward pass, by hand
 #
-# 1. Change `a` above to 1 and to 6. How does the attention of the object query change, and why?
-#    (Hint: $a$ is an inverse temperature of the softmax.)
-# 2. Count the multiply-adds of eq. (1) and eq. (2) for the paper's block at $N = 64 \times 64$
-#    and $C = 128$. Check your answer below.
+# PyTorch differentiates eqs. (1)-(3) for us, but the chain rule through them is short enough to
+# write out, and doing it once shows where the gradients of the block come from. Given
+# $\partial L / \partial y$ for some scalar loss $L$, we go through the equations backwards. We
+# write $\bar{z}$ for $\partial L / \partial z$ and $a_j = \sum_i \beta_{j,i}\, h(x_i)$ for the
+# attention-weighted values, so that $o_j = W_v a_j$.
+#
+# **Eq. (3)**, $y_j = \gamma o_j + x_j$: $\;\bar\gamma = \sum_j \bar y_j^\top o_j$,
+# $\;\bar o_j = \gamma\, \bar y_j$, and $\bar y_j$ flows straight into $\bar x_j$ (the residual).
+#
+# **Eq. (2)**, $o_j = W_v a_j$: $\;\bar W_v = \sum_j \bar o_j a_j^\top$, $\;\bar a_j = W_v^\top
+# \bar o_j$; then $a_j = \sum_i \beta_{j,i} h_i$ gives $\;\bar h_i = \sum_j \beta_{j,i}\, \bar a_j$
+# and $\;\bar\beta_{j,i} = \bar a_j^\top h_i$.
+#
+# **Eq. (1), the softmax.** In row $j$, $\partial \beta_{j,i'} / \partial s_{ij} = \beta_{j,i'}
+# (\delta_{ii'} - \beta_{j,i})$, so
+#
+# $$\bar s_{ij} = \sum_{i'} \bar\beta_{j,i'}\, \beta_{j,i'} (\delta_{ii'} - \beta_{j,i})
+# = \beta_{j,i}\Big(\bar\beta_{j,i} - \sum_{i'} \beta_{j,i'}\, \bar\beta_{j,i'}\Big).$$
+#
+# A row's score gradients sum to zero: adding a constant to a whole row of scores changes no
+# $\beta$, so no loss can care about it.
+#
+# **Eq. (1), the scores**, $s_{ij} = f_i^\top g_j$: $\;\bar g_j = \sum_i \bar s_{ij} f_i$ and
+# $\;\bar f_i = \sum_j \bar s_{ij} g_j$.
+#
+# **The max-pool** of the official block (keys and values pooled 2x2): each window's gradient goes
+# to the element that was the maximum, the other three get zero.
+#
+# **The 1x1 convolutions** $f = W_f x$ (and $g$, $h$ alike): $\;\bar W_f = \sum_n \bar f_n
+# x_n^\top$, summed over positions and images, and $x_n$ collects $W_f^\top \bar f_n + W_g^\top
+# \bar g_n + W_h^\top \bar h_n$ from the three maps.
+#
+# `reference.attention.self_attention_backward` is exactly these lines in NumPy (they are shown on
+# the *Equations and code* page). We check it twice: against PyTorch's autograd through
+# `accelerated.ops.self_attention`, and against finite differences, which need no calculus at
+# all: $\partial L / \partial \theta \approx (L(\theta + \epsilon) - L(\theta - \epsilon)) /
+# 2\epsilon$.
 
 # %%
-N, C_ex = 64 * 64, 128
-c_qk_ex, c_v_ex, _ = attention_dims(C_ex, "paper")
-scores_macs = N * N * c_qk_ex  # s = g^T f: N x N dot products of length C/8
-output_macs = N * N * c_v_ex + N * c_v_ex * C_ex  # beta h, then W_v
-print(f"eq. (1): {scores_macs / 1e6:.0f} M multiply-adds per image")
-print(f"eq. (2): {output_macs / 1e6:.0f} M multiply-adds per image")
-assert scores_macs == 268_435_456
+from reference.attention import self_attention_backward
+
+x_b = rng.standard_normal((2, 16, 4, 4))
+c_qk_b, c_v_b, pool_b = attention_dims(16, "official")  # pooled keys and values
+weights_b = {
+    "W_f": rng.standard_normal((c_qk_b, 16)) / 4, "W_g": rng.standard_normal((c_qk_b, 16)) / 4,
+    "W_h": rng.standard_normal((c_v_b, 16)) / 4, "W_v": rng.standard_normal((16, c_v_b)) / 3,
+}  # fmt: skip
+gamma_b = 0.5
+r = rng.standard_normal(x_b.shape)  # the loss L = sum(r * y): so dL/dy = r
+
+
+def loss(x, W_f, W_g, W_h, W_v, gamma):
+    y, _ = numpy_self_attention(x, W_f, W_g, W_h, W_v, gamma, pool=pool_b)
+    return np.sum(r * y)
+
+
+grads = self_attention_backward(r, x_b, *weights_b.values(), gamma_b, pool=pool_b)
+
+# autograd, in float64
+leaves = {"x": torch.tensor(x_b, requires_grad=True)}
+leaves |= {k: torch.tensor(w, requires_grad=True) for k, w in weights_b.items()}
+leaves["gamma"] = torch.tensor(gamma_b, requires_grad=True)
+y_t = torch_self_attention(*leaves.values(), pool=pool_b)
+(y_t * torch.from_numpy(r)).sum().backward()
+
+
+def finite_difference(name, index, eps=1e-6):
+    """Central difference of the loss along one coordinate of one argument."""
+    args = {"x": x_b, **weights_b, "gamma": gamma_b}
+    plus, minus = dict(args), dict(args)
+    if name == "gamma":
+        plus[name], minus[name] = gamma_b + eps, gamma_b - eps
+    else:
+        plus[name], minus[name] = args[name].copy(), args[name].copy()
+        plus[name][index] += eps
+        minus[name][index] -= eps
+    return (loss(**plus) - loss(**minus)) / (2 * eps)
+
+
+print(f"{'':6s} {'|hand - autograd|':>18s}   a coordinate: hand, finite difference")
+for name, grad in grads.items():
+    auto = leaves[name].grad.numpy()
+    index = np.unravel_index(np.argmax(np.abs(grad)), np.shape(grad))  # its largest entry
+    fd = finite_difference(name, index)
+    hand = np.asarray(grad)[index]
+    print(f"{name:6s} {np.abs(grad - auto).max():18.1e}   {hand:+.6f}, {fd:+.6f}")
+    assert np.allclose(grad, auto, atol=1e-10) and np.isclose(hand, fd, rtol=1e-5, atol=1e-8)
 
 # %% [markdown]
-# Both grow as $N^2$: doubling the side of the feature map multiplies them by 16. That is why the
-# official code pools the keys and values, and why lesson 6 (`lessons/06_gpu_kernels.py`) is
-# about memory.
+# Every gradient agrees with autograd to rounding error and with the finite difference to about
+# six digits (the finite difference's own error, of order $\epsilon^2$ plus rounding over
+# $\epsilon$). The tests (`tests/test_reference_attention.py`) do this for random shapes with
+# Hypothesis.
+#
+# **Predict, then run.** At initialisation $\gamma = 0$. Which of the block's gradients are zero
+# then: $\bar\gamma$? $\bar W_v$? $\bar W_f, \bar W_g, \bar W_h$? Write your answer down, then run
+# the cell.
+
+# %%
+grads_at_init = self_attention_backward(r, x_b, *weights_b.values(), 0.0, pool=pool_b)
+for name, grad in grads_at_init.items():
+    print(f"{name:6s} largest |gradient| at gamma = 0: {np.abs(grad).max():.3g}")
+
+# %% [markdown]
+# <details><summary>Why</summary>
+#
+# Every path to $W_f, W_g, W_h, W_v$ goes through $\bar o = \gamma\, \bar y = 0$, so their
+# gradients vanish; $\bar\gamma = \sum_j \bar y_j^\top o_j$ does not, because $o$ is computed
+# (and nonzero) even when it is multiplied by 0. So a fresh SAGAN first learns $\gamma$; only
+# once $\gamma \ne 0$ do the attention weights start to learn, and $\bar x = \bar y$ exactly: the
+# block is the identity, backwards too.
+#
+# </details>
+
+# %% [markdown]
+# ## Exercises
+#
+# Try each one before opening its solution.
+#
+# **1. Temperature.** In the hand-built map above, $s_{ij} = a^2\, x_i^\top x_j$. Predict how the
+# object query's map changes when you set `a = 1` and `a = 6`, then change `a` in that cell and
+# re-run it and the two cells after it.
+#
+# <details><summary>Solution</summary>
+#
+# $a^2$ is an inverse temperature of the softmax: $\beta_{j,\cdot} = \operatorname{softmax}(a^2
+# s^{(1)}_{\cdot j})$ with $s^{(1)}$ the scores at $a = 1$. At $a = 1$ the scores differ by at
+# most a few units and the map is nearly uniform (every pixel gets a similar share, the twin's
+# share drops towards its area fraction); at $a = 6$ ($a^2 = 36$) the softmax is nearly a hard
+# maximum and all the weight goes to the pixels of exactly the query's colour, in both objects.
+#
+# </details>
+#
+# **2. Cost.** Count the multiply-adds of eq. (1) and of eq. (2) for the paper's block on a
+# $64 \times 64$ feature map with $C = 128$ channels. How do they grow when the side doubles?
+#
+# <details><summary>Solution</summary>
+#
+# With $N = 4096$ and $C/8 = 16$: eq. (1) takes $N^2 \cdot 16 = 268$ M multiply-adds per image (one
+# dot product of length 16 per pair); eq. (2) takes $N^2 \cdot 16$ for $\sum_i \beta_{j,i} h_i$
+# plus $N \cdot 16 \cdot 128 = 8.4$ M for $W_v$, 277 M in all. Both are quadratic in $N$, so
+# doubling the side ($N \times 4$) multiplies them by 16: why the official code pools the keys and
+# values, and why lesson 6 is about memory.
+#
+# ```python
+# N, c = 64 * 64, 128 // 8
+# print(N * N * c, N * N * c + N * c * 128)  # 268435456 276824064
+# ```
+#
+# </details>
+#
+# **3. $\partial L / \partial \gamma$ by hand.** For the loss $L = \sum r \odot y$ of the backward
+# section, write $\bar\gamma$ in terms of $r$ and the block's output, compute it with forward
+# passes only (`numpy_self_attention`), and compare with `grads["gamma"]`.
+#
+# <details><summary>Solution</summary>
+#
+# $y = \gamma o + x$, so $\bar\gamma = \sum r \odot o$, and $o = y(\gamma{=}1) - x$:
+#
+# ```python
+# W_args = [weights_b[k] for k in ("W_f", "W_g", "W_h", "W_v")]
+# o = numpy_self_attention(x_b, *W_args, 1.0, pool=True)[0] - x_b
+# print(np.sum(r * o), grads["gamma"])  # equal
+# ```
+#
+# </details>
+#
+# **4. $\partial L / \partial W_v$ by hand.** Derive $\bar W_v$ for the same loss, compute it from
+# the attention-weighted values $a$, and compare with `grads["W_v"]`.
+#
+# <details><summary>Solution</summary>
+#
+# $o_j = W_v a_j$ and $\bar o_j = \gamma r_j$, so $\bar W_v = \gamma \sum_{b, j} r_{b,j}\,
+# a_{b,j}^\top$, one outer product per position and image:
+#
+# ```python
+# W_f, W_g, W_h, W_v = (weights_b[k] for k in ("W_f", "W_g", "W_h", "W_v"))
+# _, beta = numpy_self_attention(x_b, W_f, W_g, W_h, W_v, gamma_b, pool=True)
+# X = x_b.reshape(2, 16, -1)
+# h_pooled = (W_h @ X).reshape(2, -1, 4, 4)  # values, then the 2x2 max-pool
+# h_pooled = h_pooled.reshape(2, -1, 2, 2, 2, 2).max(axis=(3, 5)).reshape(2, -1, 4)
+# a = h_pooled @ np.swapaxes(beta, 1, 2)  # (B, c_v, N)
+# dW_v = gamma_b * np.sum(r.reshape(2, 16, -1) @ np.swapaxes(a, 1, 2), axis=0)
+# print(np.abs(dW_v - grads["W_v"]).max())  # ~1e-16
+# ```
+#
+# </details>
+#
+# **5. Softmax gradients.** Predict the value of `d_s.sum(axis=-1)` (the score gradients of each
+# query row) for any loss, then check it by adding a line `print(np.abs(d_s.sum(-1)).max())` to a
+# copy of the softmax step of `self_attention_backward`.
+#
+# <details><summary>Solution</summary>
+#
+# Zero, up to rounding: $\sum_i \bar s_{ij} = \sum_i \beta_{j,i} \bar\beta_{j,i} - \sum_i
+# \beta_{j,i} \sum_{i'} \beta_{j,i'} \bar\beta_{j,i'} = 0$ because $\sum_i \beta_{j,i} = 1$. The
+# softmax cannot see a shift of a whole row of scores, so its gradient has no component along it.
+#
+# </details>
+#
+# **Try this** (a few minutes each on a CPU; compare the runs' `curves.png`):
+#
+# - attention at another size: G's at 16x16 and D's at 4x4 instead of both at 8x8,
+#   `python -m accelerated.train --run.steps 300 --model.g_attention 16 --model.d_attention 4`
+#   and, for comparison, the default placement with `--run.steps 300` alone;
+# - $\gamma$ initialised to 1 instead of 0: change `torch.zeros(())` to `torch.ones(())` for
+#   `self.gamma` in `accelerated/layers/attention.py`, run 300 steps, and look at the first
+#   samples. Does the block still start as the identity?

@@ -20,9 +20,10 @@
 #
 # $$W_{SN} = \frac{W}{\sigma(W)}, \qquad \sigma(W) = \max_{\lVert a \rVert = 1} \lVert W a \rVert,$$
 #
-# so each layer stretches no input by more than a factor 1. SAGAN applies it to every layer of
+# so a linear layer stretches no input by more than a factor 1. SAGAN applies it to every layer of
 # **both** networks. In this lesson we estimate $\sigma$ with the power iteration, watch it
-# converge, see why one step per training step is enough, and check what it does to a network.
+# converge, see why one step per training step is enough, check what it does to a network, and
+# find out why for a *convolution* the factor is not quite 1.
 
 # %%
 from itertools import pairwise
@@ -30,6 +31,7 @@ from itertools import pairwise
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from accelerated.layers import sn_conv2d
 from accelerated.ops import spectral_norm as torch_spectral_norm
@@ -221,6 +223,56 @@ with torch.no_grad():
     assert sigma_of_used_weight() == history[100]
 
 # %% [markdown]
+# ## A convolution is not its reshaped kernel
+#
+# $\sigma(W_{SN}) = 1$ is a statement about the kernel read as a $64 \times 576$ matrix. The
+# convolution is a different linear map: from a whole $64 \times 32 \times 32$ input to a whole
+# output, each input pixel feeding 9 overlapping output positions. Its operator norm, the largest
+# $\lVert \mathrm{conv}(a) \rVert / \lVert a \rVert$ over inputs $a$, is the largest singular value
+# of that big map, and the power iteration finds it without ever writing the map down: the
+# transpose of `conv2d` is `conv_transpose2d` with the same kernel, so
+#
+# $$a \leftarrow \frac{K^\top K a}{\lVert K^\top K a \rVert}, \qquad
+# \lVert K \rVert \approx \lVert K a \rVert, \qquad K = \text{the convolution}.$$
+
+
+# %%
+def conv_operator_norm(weight, size, padding, steps=100):
+    """The largest ||conv2d(a)|| / ||a|| over inputs a of shape (1, C_in, size, size)."""
+    a = torch.randn(1, weight.shape[1], size, size, dtype=weight.dtype)
+    for _ in range(steps):
+        a = F.conv_transpose2d(F.conv2d(a, weight, padding=padding), weight, padding=padding)
+        a = a / a.norm()  # conv^T conv a, normalised: the power iteration on conv^T conv
+    return F.conv2d(a, weight, padding=padding).norm().item()
+
+
+# the transpose really is conv_transpose2d: <conv(a), b> = <a, conv^T(b)> for any a, b
+a, b = torch.randn(1, 64, 32, 32), torch.randn(1, 64, 32, 32)
+w = conv.weight.detach()
+lhs = (F.conv2d(a, w, padding=1) * b).sum()
+assert torch.isclose(lhs, (a * F.conv_transpose2d(b, w, padding=1)).sum(), rtol=1e-4)
+
+op_norm = conv_operator_norm(w.double(), 32, padding=1)
+print(f"sigma of the kernel as a 64 x 576 matrix: {sigma_of_used_weight():.4f}")
+print(f"operator norm of the convolution on 32x32 inputs: {op_norm:.4f}")
+assert op_norm > 1.2
+
+# %% [markdown]
+# A spectrally normalised 3x3 convolution can stretch an input by about half as much again. The
+# reshaped matrix acts on one $3 \times 3$ patch at a time, but the patches of neighbouring
+# output positions overlap: each input pixel is used 9 times, and an input whose patches all
+# line up with the kernel's top singular direction gets the gain of all 9 uses at once. The
+# bound that always holds (Tsuzuku et al. 2018) is
+# $\lVert \mathrm{conv} \rVert \le \sqrt{k_h k_w}\; \sigma(W_{mat}) = 3\,\sigma(W_{mat})$.
+#
+# So "spectral normalisation makes D 1-Lipschitz" is exact for linear layers and only
+# approximately true for SAGAN's convolutions: every layer's gain is bounded by a small constant
+# rather than by 1. What SN still guarantees is the property of the last section: D cannot grow
+# its gain just by scaling its weights. Methods that normalise the true operator norm exist (they
+# run this power iteration on the convolution itself), at a higher cost; SAGAN, like SNGAN, uses
+# the reshaped kernel.
+
+# %% [markdown]
 # ## The gradient, by hand and by autograd
 #
 # In back-propagation $u$ and $v$ are held constant, so $\sigma = u^\top W v$ is linear in $W$,
@@ -245,17 +297,66 @@ W_sn_t, *_ = torch_spectral_norm(W_t, torch.from_numpy(u0), n_steps=3)
 print("max |NumPy - autograd|:", np.abs(dW_numpy - W_t.grad.numpy()).max())
 assert np.allclose(W_sn, W_sn_t.detach().numpy()) and np.allclose(dW_numpy, W_t.grad.numpy())
 
+
 # %% [markdown]
-# ## Exercise
+# ## Exercises
 #
-# Scale invariance has a consequence for the gradient: since $L(cW) = L(W)$ for every $c > 0$,
-# the derivative along $W$ itself is zero, $\langle \partial L / \partial W,\, W \rangle = 0$.
-# Check it from the formula above (hint: $u^\top W v = \sigma$), then numerically:
+# **1. Scale invariance, in the gradient.** Since $L(cW) = L(W)$ for every $c > 0$, predict the
+# value of $\langle \partial L / \partial W,\, W \rangle$, then run the cell.
 
 # %%
 print(f"<dL/dW, W> = {np.sum(dW_numpy * W):.2e}")
-assert abs(np.sum(dW_numpy * W)) < 1e-10 * np.abs(dW_numpy).sum() * np.abs(W).max()
 
 # %% [markdown]
-# So gradient descent on a spectrally normalised weight never changes its scale to first order:
-# it only rotates $W$. The learned *direction* of each layer is what matters.
+# <details><summary>Solution</summary>
+#
+# Zero: $\frac{d}{dc} L(cW)\big|_{c=1} = \langle \partial L / \partial W, W \rangle = 0$. From the
+# formula: $\langle \partial L/\partial W, W\rangle = \frac{1}{\sigma}\langle \bar W_{SN}, W\rangle
+# - \frac{\langle \bar W_{SN}, W\rangle}{\sigma^2}\, u^\top W v$, and $u^\top W v = \sigma$. So a
+# plain gradient-descent (SGD) step $-\eta\, \partial L/\partial W$ is orthogonal to $W$: to first
+# order it rotates $W$ and leaves its norm alone (the norm even grows slowly, at second order).
+# Adam is different: it divides each coordinate of the gradient by its own running RMS, and that
+# rescaled step is no longer orthogonal to $W$, so Adam does change the scale of $W$. With SN the
+# scale changes nothing in the layer's output; it changes only how far the next steps turn $W$.
+#
+# </details>
+#
+# **2. When are the two norms equal?** Predict the operator norm of a spectrally normalised
+# **1x1** convolution, then measure it with `conv_operator_norm`.
+#
+# <details><summary>Solution</summary>
+#
+# Exactly $\sigma(W_{mat})$: a 1x1 convolution applies the same $C_{out} \times C_{in}$ matrix to
+# every pixel on its own, and no patches overlap. The input that is the top right singular vector
+# at every pixel reaches the bound.
+#
+# ```python
+# conv1 = sn_conv2d(64, 64, 1)
+# print(conv_operator_norm(conv1.weight.detach().double(), 32, padding=0))  # ~1.0
+# ```
+#
+# </details>
+#
+# **3. The worst case.** Build a 3x3 kernel whose operator norm is as close as possible to the
+# bound $3\,\sigma(W_{mat})$. (Hint: what does a kernel with nine equal taps do to a constant
+# image?)
+#
+# <details><summary>Solution</summary>
+#
+# Nine equal taps $M/3$: on a constant image every output pixel sums nine copies, a gain of
+# $3\,\sigma(M)$, while the reshaped matrix $[M/3, \dots, M/3]$ has $\sigma = \sqrt{9}\,
+# \sigma(M)/3 = \sigma(M)$. The zero padding at the border makes the measured ratio slightly below
+# 3 on a $32 \times 32$ input, closer on larger ones.
+#
+# ```python
+# M = torch.randn(64, 64, dtype=torch.float64)
+# kernel = (M / 3)[:, :, None, None].expand(64, 64, 3, 3).contiguous()
+# ratio = conv_operator_norm(kernel, 32, padding=1) / singular_values(kernel.numpy(), k=1)[0]
+# print(ratio)  # about 2.9
+# ```
+#
+# </details>
+#
+# **Try this**: train the default model without spectral normalisation in G (SN in D only, one
+# row of the paper's ablation) for 300 steps, and compare its `curves.png` with a run that keeps
+# it: `python -m accelerated.train --run.steps 300 --model.sn_generator false`.

@@ -103,7 +103,7 @@ assert np.allclose(fake_t.grad.numpy(), hinge_loss_generator_backward(d_fake))
 print("NumPy reference and PyTorch agree on L_D, L_G and their gradients")
 
 # %% [markdown]
-# ## Adam with $\beta_1 = 0$: the learning rate is a distance
+# ## Adam without momentum: the learning rate is a distance
 #
 # One Adam step (Kingma & Ba 2015), for a parameter $\theta$ with gradient $g$ at step $t$:
 #
@@ -151,8 +151,12 @@ print("10 Adam steps: NumPy reference == torch.optim.Adam")
 #
 # Heusel et al. prove that if D learns on a faster time scale than G, simultaneous gradient steps
 # converge to a local Nash equilibrium: from G's slow point of view, D has always nearly caught up
-# with its best response to the current G, so G follows the gradient of a nearly optimal D.
-# SAGAN uses this instead of several D steps per G step (SNGAN takes 5), which saves compute.
+# with its best response to the current G, so G follows the gradient of a nearly optimal D. The
+# theorem is about step sizes $\eta_D(t), \eta_G(t)$ that both decay, with
+# $\eta_G(t) / \eta_D(t) \to 0$: G's time scale becomes *infinitely* slower than D's. SAGAN's
+# constant factor of 4 does not satisfy it; it is a heuristic inspired by the theorem, tuned by
+# experiment, not a consequence of it. SAGAN uses it instead of several D steps per G step (SNGAN
+# takes 5), which saves compute.
 #
 # A caricature shows the mechanism. G's parameter moves steadily at its top Adam speed,
 # $\eta_G$ per step; D's best response moves with it, and D chases that target with Adam,
@@ -190,13 +194,70 @@ assert gaps_ttur[-1] < 0.1 * gaps_same[-1]
 # With equal rates, D can at best keep pace with its moving target and never closes the gap: G is
 # trained against a stale discriminator. With a 4 times faster D the gap closes, and stays closed.
 #
-# ## Exercise
+# ## Exercises
 #
-# With $\beta_1 = 0$, what is the size of the very first Adam step, for any nonzero gradient?
-# Work it out from the formula ($t = 1$, $m_0 = v_0 = 0$), then check:
+# **1. The first Adam step.** With $\beta_1 = 0$, predict the size of the very first Adam step
+# ($t = 1$, $m_0 = v_0 = 0$) for the four very different gradients below, then run the cell.
 
 # %%
 theta1, _, _ = adam_step(np.zeros(4), np.array([1e-4, -2.0, 3e4, -0.5]), np.zeros(4),
                          np.zeros(4), t=1, lr=TTUR_LR_D, beta1=0.0, beta2=0.999)  # fmt: skip
 print(theta1 / TTUR_LR_D)
-assert np.allclose(np.abs(theta1), TTUR_LR_D, rtol=1e-2)  # eta * sign(g), up to epsilon
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# $m_1 = g$, $v_1 = (1 - \beta_2) g^2$, and the bias corrections give $\hat m_1 = g$,
+# $\hat v_1 = g^2$: the step is $-\eta\, g / (|g| + \epsilon) = -\eta\, \mathrm{sign}(g)$, the
+# same size $\eta$ for every coordinate (up to $\epsilon$, visible only for the $10^{-4}$
+# gradient, as $1 - 10^{-4}$).
+#
+# </details>
+#
+# **2. Where the hinge is silent.** For a batch of D's scores on generated images, predict which
+# entries of $\partial L_D / \partial D_{fake}$ are zero, and which of $\partial L_G / \partial
+# D_{fake}$ (for the generator's loss), then check with the reference:
+#
+# ```python
+# scores = np.array([-2.5, -1.0, -0.2, 0.7, 3.0])
+# print(hinge_loss_discriminator_backward(np.ones(5) * 2, scores)[1])
+# print(hinge_loss_generator_backward(scores))
+# ```
+#
+# <details><summary>Solution</summary>
+#
+# D's gradient is $[D_{fake} > -1] / B$: zero for $-2.5$ and for $-1.0$ exactly (the margin is
+# met), $0.2$ for the other three. G's loss $-D$ has no margin: its gradient is $-1/B = -0.2$ for
+# every entry, however well D already scores the image. So D stops learning from fakes it
+# rejects confidently, while G keeps pushing all of them up.
+#
+# </details>
+#
+# **3. Equal rates.** In the `chase` caricature, predict what happens to the final gap with
+# $\eta_D = 2 \eta_G$ and with $\eta_D = \eta_G / 2$, then run `chase(2 * TTUR_LR_G, TTUR_LR_G)[-1]`
+# and `chase(TTUR_LR_G / 2, TTUR_LR_G)[-1]`.
+#
+# <details><summary>Solution</summary>
+#
+# Adam moves $\psi$ by at most about $\eta_D$ per step, and the target moves by $\eta_G$ per
+# step. With $\eta_D = 2\eta_G$ D is fast enough and the gap closes (more slowly than with
+# 4x); with $\eta_D = \eta_G/2$ D falls further behind every step, and the gap grows linearly,
+# by about $(\eta_G - \eta_D)$ per step, roughly 0.2 after 3000 steps.
+#
+# </details>
+#
+# **4. Hinge or logistic?** For a score $D = 3$ on a real image, compute the discriminator's
+# gradient under the hinge loss and under the logistic loss $\log(1 + e^{-D})$.
+#
+# <details><summary>Solution</summary>
+#
+# Hinge: 0 (the margin $D \ge 1$ is met). Logistic: $-1/(1 + e^{3}) = -0.047$: small, but it
+# never vanishes, so a logistic D keeps sharpening its scores on examples it already gets right.
+#
+# </details>
+#
+# **Try this**: swap the hinge loss for the non-saturating loss of the original GAN and train 300
+# steps of the default model on each: in `accelerated/ops/hinge.py`, replace the discriminator's
+# loss by `F.softplus(-d_real).mean() + F.softplus(d_fake).mean()` and the generator's by
+# `F.softplus(-d_fake).mean()`, run `python -m accelerated.train --run.steps 300`, and compare the
+# two runs' `curves.png` and quality scores.

@@ -16,19 +16,43 @@
 #
 # SAGAN's networks are the residual generator and discriminator of SNGAN-projection (Miyato &
 # Koyama 2018) with one self-attention block each. In this lesson we build them from the
-# project's architecture tables, count their parameters, find where the attention sits, and
-# compare the block the paper describes with the one its authors released.
+# project's architecture tables, read the code of their blocks, count their parameters, find where
+# the attention sits, and compare the block the paper describes with the one its authors released.
 
 # %%
+import inspect
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import SVG, Code, display
 
-from accelerated.layers import SelfAttention
+import accelerated
+from accelerated.layers import ConditionalBatchNorm2d, ProjectionHead, SelfAttention
 from accelerated.models import ARCHITECTURES, ModelConfig, attention_layers, build_models
+from accelerated.models.blocks import DBlock, GBlock
 from accelerated.models.param_count import count_parameters, parameter_count_formula
 from reference.attention import attention_dims
 
 _ = torch.manual_seed(0)
+ROOT = Path(accelerated.__file__).resolve().parents[1]  # the repository
+
+
+def show_code(obj):
+    """The source of a class or function of the project, highlighted."""
+    display(Code(inspect.getsource(obj), language="python"))
+
+
+# %% [markdown]
+# ## The two networks at a glance
+#
+# The diagram shows the small model that `python -m accelerated.train` trains on the built-in
+# data set (16x16 images, 4 classes); the 128x128 model of the paper has the same structure with
+# more blocks and wider layers. Orange: the self-attention block of lesson 1. Green: where the
+# class label enters.
+
+# %%
+display(SVG(filename=ROOT / "docs" / "images" / "architecture.svg"))
 
 # %% [markdown]
 # ## Architectures as data
@@ -102,7 +126,49 @@ for C in (128, 256):
 # The official block has 2.5 times more weights, but its attention map is 4 times smaller: with
 # pooled keys, each of the $N$ queries attends to $N/4$ positions. At SAGAN's 32x32 attention
 # that is the difference between a $1024 \times 1024$ and a $1024 \times 256$ matrix per image.
+
+# %% [markdown]
+# ## The blocks, as code
 #
+# **The generator's block** is a pre-activation residual block: conditional batch norm, ReLU,
+# nearest-neighbour upsampling and a 3x3 convolution, twice, added to a shortcut (a 1x1
+# convolution when the size or the width changes).
+
+# %%
+show_code(GBlock)
+
+# %% [markdown]
+# **Conditional batch norm** is how the class $y$ enters $G$: batch statistics normalise each
+# channel, then a gain and a bias *looked up for the class* rescale it,
+#
+# $$\mathrm{CBN}(x, y) = \gamma_y \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta_y.$$
+#
+# With 1000 classes and wide layers, these tables are a large part of $G$ (exercise 1 below).
+
+# %%
+show_code(ConditionalBatchNorm2d)
+
+# %% [markdown]
+# **The discriminator's block** mirrors G's: ReLU and 3x3 convolutions, then 2x2 average
+# pooling, with no batch norm and no class input.
+
+# %%
+show_code(DBlock)
+
+# %% [markdown]
+# **The projection head** is how the class enters $D$ (Miyato & Koyama 2018). With $\phi(x)$ the
+# features after the last block summed over positions,
+#
+# $$D(x, y) = \psi(\phi(x)) + \mathrm{embed}(y)^\top \phi(x),$$
+#
+# $\psi$ a linear layer: an unconditional "is it real" score plus the inner product of the
+# features with a learned vector per class, which rewards images whose features match their
+# class.
+
+# %%
+show_code(ProjectionHead)
+
+# %% [markdown]
 # ## Following a batch through a small model
 #
 # A 32x32 model (the CIFAR-sized table, narrow so that it runs in a blink on a CPU) shows the
@@ -181,19 +247,83 @@ moved = ModelConfig(resolution=128, g_attention=(64,), d_attention=(64,))
 print("BigGAN-PyTorch / StudioGAN placement (64x64):", moved.g_attention_sizes, moved.d_attention)
 
 # %% [markdown]
-# ## Exercise
+# ## Exercises
 #
-# How many parameters do the class-conditional batch-norm tables of the 128x128 generator hold?
-# Each CBN layer has a gain and a bias per class and per channel; each up-block has two CBN
-# layers, on its input channels and on its output channels. Compute it from the table, then
-# check against the model (the tables are the `nn.Embedding`s inside G).
+# **1. The class tables.** How many parameters do the class-conditional batch-norm tables of the
+# 128x128 generator hold? Each CBN layer has a gain and a bias per class and per channel; each
+# up-block has two CBN layers, on its input channels and on its output channels. Compute it from
+# `arch.g_channels`, then compare with the model: the tables are the `nn.Embedding`s inside `G`,
+# so `sum(m.weight.numel() for m in G.modules() if isinstance(m, torch.nn.Embedding))`.
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# cbn = sum(2 * cfg.num_classes * (c_in + c_out) * g_ch
+#           for c_in, c_out in zip(arch.g_channels, arch.g_channels[1:]))
+# in_model = sum(m.weight.numel() for m in G.modules() if isinstance(m, torch.nn.Embedding))
+# print(cbn, in_model, f"{cbn / n_G:.0%} of G")  # equal: about 40% of G
+# ```
+#
+# Most of G's "capacity" at 1000 classes is a lookup table per class.
+#
+# </details>
+#
+# **2. What the projection term sees.** Predict $D(x, y) - D(x, y')$ for one image $x$ and two
+# labels, in terms of the head's weights and $\phi(x)$; check it on `D_small`, whose head is
+# `D_small.head` and whose features are `phi = torch.relu(D_small.blocks(images)).sum(dim=(2, 3))`.
+#
+# <details><summary>Solution</summary>
+#
+# $\psi(\phi(x))$ cancels: $D(x, y) - D(x, y') = (\mathrm{embed}(y) - \mathrm{embed}(y'))^\top
+# \phi(x)$. The label can only move the score along the directions the class embeddings span.
+#
+# ```python
+# with torch.no_grad():
+#     phi = torch.relu(D_small.blocks(images)).sum(dim=(2, 3))
+#     e = D_small.head.embed.weight  # (classes, F), already divided by its sigma
+#     diff = D_small(images, torch.tensor([0, 0])) - D_small(images, torch.tensor([1, 1]))
+#     print(diff, ((e[0] - e[1]) * phi).sum(dim=1))  # equal
+# ```
+#
+# </details>
+#
+# **3. Predict, then run: shapes.** Before running the cell below, write down the shape of G's
+# output after each block of a **64x64** model with `g_ch=8` (its table is `ARCHITECTURES[64]`),
+# and which block is the attention.
 
 # %%
-cbn = 0
-for c_in, c_out in zip(arch.g_channels, arch.g_channels[1:], strict=False):
-    cbn += 2 * cfg.num_classes * (c_in * g_ch + c_out * g_ch)  # gain + bias, two layers
-in_model = sum(
-    m.weight.numel() for m in G.modules() if isinstance(m, torch.nn.Embedding)
-)
-print(f"CBN tables: {cbn / 1e6:.2f} M parameters ({cbn / n_G:.0%} of G)")
-assert cbn == in_model
+cfg_64 = ModelConfig(resolution=64, num_classes=4, g_ch=8, d_ch=8)
+G_64, _ = build_models(cfg_64)
+h = G_64.linear(torch.randn(1, cfg_64.z_dim)).reshape(1, -1, 4, 4)
+for block in G_64.blocks:
+    h = block(h, torch.tensor([0])) if isinstance(block, GBlock) else block(h)
+    print(f"{type(block).__name__:14s} -> {tuple(h.shape)}")
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# Each GBlock doubles the side and sets the width to `g_channels[k] * g_ch`; the self-attention
+# block keeps the shape it receives ($y = \gamma o + x$), and sits after the up-block whose output
+# size is in `cfg_64.g_attention_sizes`.
+#
+# </details>
+#
+# **4. Attention's share.** Using `count_parameters`, what fraction of the 128x128 G's
+# parameters would the attention block hold if it sat at 64x64 (128 channels) instead of 32x32?
+# Predict first: more or less than at 32x32?
+#
+# <details><summary>Solution</summary>
+#
+# Less: the official block has $1.25\, C^2$ weights and G is narrower at 64x64 (128 channels
+# against 256), so the block shrinks by 4 while its attention map grows by 16. Parameters and
+# compute of attention are unrelated.
+#
+# ```python
+# print(count_parameters(SelfAttention(128)) / n_G, count_parameters(SelfAttention(256)) / n_G)
+# ```
+#
+# </details>
+#
+# **Try this**: move the attention of the default model to another size and train it for 300
+# steps, `python -m accelerated.train --run.steps 300 --model.g_attention 16 --model.d_attention 4`,
+# or replace it by a residual block (the paper's ablation): `--model.attention_block residual`.

@@ -20,9 +20,11 @@
 # arithmetic from the shapes alone, measures the saving on a CPU where PyTorch allows it, and
 # reads the project's CUDA kernel.
 #
-# **What needs a GPU**: running the CuPy kernels (`accelerated/kernels/`), and every timing and
-# peak-memory figure on a GPU (`python -m accelerated.bench`, see the *Performance* page).
-# Everything below runs on a CPU.
+# **What was measured where.** Every figure in this lesson is one of three kinds, and says which:
+# exact arithmetic from the shapes (bytes of $\beta$), a measurement on the CPU that builds this
+# page (the bytes autograd keeps), or a lower bound from a GPU's published peak rates (the compute
+# times). Nothing in this lesson has been measured on a GPU yet: running the CuPy kernels
+# (`accelerated/kernels/`) and timing them needs a CUDA machine (`python -m accelerated.bench`).
 
 # %%
 import torch
@@ -159,8 +161,8 @@ for net, C in blocks.items():
 
 # %% [markdown]
 # These are lower bounds from peak rates, not measurements: they say what a good kernel should
-# optimise (the exponentials, and reading $q, k, v$ once), and the GPU benchmarks say how close
-# the kernels come.
+# optimise (the exponentials, and reading $q, k, v$ once). How close the project's kernels come is
+# for `python -m accelerated.bench attention` on a GPU to say.
 #
 # ## How the project's kernel works
 #
@@ -218,13 +220,62 @@ assert kernel_for("self_attention", x, *weights) is None and y.shape == x.shape
 # fused kernel. To measure it, `python -m accelerated.bench attention` times the plain path,
 # each SDPA backend and the kernel at the shapes above, forward and backward, with peak memory.
 #
-# ## Exercise
+# ## Exercises
 #
-# The paper's block (no pooling, values of $C/8$) at 64x64 in G: how many bytes does $\beta$ take
-# at batch 256 in bfloat16? Compute it, then check.
-
-# %%
-_, c_v_paper, pool_paper = attention_dims(128, "paper")
-beta_paper, _ = attention_memory(B, N, N if not pool_paper else N // 4, c_v_paper, 2)
-print(f"paper block: {beta_paper / GiB:.0f} GiB")
-assert beta_paper == 8 * GiB
+# **1. The paper's block.** The paper's block (no pooling, values of $C/8$) at 64x64 in G: how
+# many bytes does $\beta$ take at batch 256 in bfloat16? Use `attention_memory` to check.
+#
+# <details><summary>Solution</summary>
+#
+# Without pooling $N_k = N = 4096$: $256 \times 4096 \times 4096 \times 2$ bytes = 8 GiB per
+# layer and pass, four times the official block's.
+#
+# ```python
+# _, c_v_paper, _ = attention_dims(128, "paper")
+# print(attention_memory(B, N, N, c_v_paper, 2)[0] / GiB)  # 8.0
+# ```
+#
+# </details>
+#
+# **2. The paper's placement.** SAGAN's 128x128 model puts attention at 32x32, not 64x64. Predict
+# the size of $\beta$ there (official block, batch 256, bfloat16) before computing it.
+#
+# <details><summary>Solution</summary>
+#
+# $N = 1024$, $N_k = 256$: $256 \times 1024 \times 256 \times 2$ bytes = 128 MiB, 16 times less
+# than at 64x64 (the map grows as the fourth power of the side). At 32x32 the plain path is
+# affordable; the fused kernel matters for attention on larger maps.
+#
+# ```python
+# print(attention_memory(B, 32 * 32, 16 * 16, 64, 2)[0] / 2**20)  # 128.0
+# ```
+#
+# </details>
+#
+# **3. Predict, then run: the rescale.** In `online_softmax_attention`, what goes wrong if you
+# drop the two multiplications by `rescale`? For which tile size would the result still be right?
+# Try it on a copy of the function.
+#
+# <details><summary>Solution</summary>
+#
+# The sums of earlier tiles stay relative to an old, smaller maximum while new terms are relative
+# to the new one, so they are weighted $e^{m' - m}$ times too much and the output is wrong
+# whenever a later tile raises the maximum. With one tile holding every key (`tile=n_k`) there is
+# no earlier tile, and the result is right.
+#
+# </details>
+#
+# **4. When would the matrix products dominate?** With the peak rates above, at what head size
+# $c_{qk} + c_v$ would the two matrix products take as long as the exponentials?
+#
+# <details><summary>Solution</summary>
+#
+# Equal when $2 (c_{qk} + c_v) / 989 \times 10^{12} = 1 / 3.9 \times 10^{12}$, i.e.
+# $c_{qk} + c_v \approx 127$. SAGAN's blocks (16 + 64 in G at 64x64, 8 + 32 in D) are below it,
+# so their kernels are bound by exponentials; a transformer head (64 + 64 or more) is at or above.
+#
+# ```python
+# print(MATMUL_FLOPS / (2 * EXP_PER_S))  # 126.8
+# ```
+#
+# </details>

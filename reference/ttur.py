@@ -64,6 +64,7 @@ def adam_step(theta, grad, m, v, t: int, lr: float, beta1: float, beta2: float, 
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps!r}")
 
+    # --8<-- [start:adam-step]
     # m_t = beta1 m_{t-1} + (1 - beta1) g
     m = beta1 * m + (1.0 - beta1) * grad
     # v_t = beta2 v_{t-1} + (1 - beta2) g^2
@@ -73,4 +74,5 @@ def adam_step(theta, grad, m, v, t: int, lr: float, beta1: float, beta2: float, 
     v_hat = v / (1.0 - beta2**t)
     # theta_t = theta_{t-1} - lr m_hat / (sqrt(v_hat) + eps)
     theta = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+    # --8<-- [end:adam-step]
     return theta, m, v

@@ -4,11 +4,14 @@
 out of the nav, and a lesson cell that raises (mkdocs-jupyter executes every lesson, so this is
 where the lessons run in CI). Then headless Chromium loads built pages from disk (file://, so
 nothing could come from a network) and the test reads back the typeset DOM: MathJax's rendered
-elements are there, no raw TeX is left, and a screenshot is saved (in the test's tmp dir and in
-`build/docs-screenshots/` for people to look at).
+elements are there, no raw TeX is left, no code block is cut off or squeezed into a scrolling
+strip narrower than the page, and a screenshot is saved (in the test's tmp dir and in
+`build/docs-screenshots/` for people to look at). Without a browser: no navigation or table of
+contents holds TeX, no page shows a snippet section marker, and every lesson has its notebook.
 """
 
 import html
+import json
 import os
 import re
 import shutil
@@ -17,8 +20,10 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import jupytext
+import nbformat
 import pytest
-from test_docs_markers import docs_includes
+from test_docs_markers import MARKER, docs_includes
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +44,30 @@ MATH_PAGES = {
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--virtual-time-budget=30000",
+    "--hide-scrollbars", "--virtual-time-budget=30000", "--window-size=1280,1600",
 ]  # fmt: skip
+# Run in the browser after the page has loaded: every visible code block of the article must show
+# its lines whole. Cut off: wider than its box, and its box does not scroll. Squeezed: it scrolls
+# although the article is wide enough for it (the lessons' code cells once showed ~60 columns).
+# The findings go into an attribute of <body>, which --dump-dom returns.
+LAYOUT_CHECK = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const article = document.querySelector("article");
+  const problems = [];
+  for (const pre of article ? article.querySelectorAll("pre") : []) {
+    if (pre.offsetParent === null) continue;  // hidden: a closed <details>, an inactive tab
+    const first = pre.textContent.trim().split("\\n")[0].slice(0, 50);
+    const scrolls = ["auto", "scroll"].includes(getComputedStyle(pre).overflowX);
+    if (pre.scrollWidth > pre.clientWidth + 1) {
+      if (!scrolls) problems.push("cut off: " + first);
+      else if (pre.scrollWidth < 0.9 * article.clientWidth)
+        problems.push("squeezed into " + pre.clientWidth + "px: " + first);
+    }
+  }
+  document.body.setAttribute("data-layout-problems", JSON.stringify(problems));
+}, 500));
+</script>"""
+LAYOUT_ATTRIBUTE = re.compile(r'data-layout-problems="([^"]*)"')
 # Raw TeX that MathJax would have replaced: \( \) \[ \] $$, or $...$ around a formula.
 RAW_TEX = re.compile(r"\\[()\[\]]|\$\$|\$[^\s$][^$]*\$")
 
@@ -102,6 +129,20 @@ class _ArticleText(HTMLParser):
             self.text.append(data)
 
 
+def with_layout_check(page: Path) -> Path:
+    """A copy of `page` beside it (so its relative links still work) that runs LAYOUT_CHECK."""
+    checked = page.with_name(f"{page.stem}.layout-check.html")
+    text = page.read_text(encoding="utf-8")
+    checked.write_text(text.replace("</body>", LAYOUT_CHECK + "</body>", 1), encoding="utf-8")
+    return checked
+
+
+def layout_problems(dom: str) -> list[str]:
+    found = LAYOUT_ATTRIBUTE.search(dom)
+    assert found, "the layout check did not run in the page"
+    return json.loads(html.unescape(found.group(1)))
+
+
 def dump_dom(browser: str, page: Path, profile: Path) -> str:
     result = subprocess.run(
         [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
@@ -113,8 +154,8 @@ def dump_dom(browser: str, page: Path, profile: Path) -> str:
 
 def screenshot(browser: str, page: Path, profile: Path, png: Path) -> None:
     subprocess.run(
-        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,1600",
-         f"--screenshot={png}", page.as_uri()],
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={png}",
+         page.as_uri()],
         capture_output=True, text=True, timeout=180, check=True,
     )  # fmt: skip
 
@@ -128,6 +169,66 @@ def test_site_has_every_lesson_and_local_mathjax(site):
         assert "jp-Notebook" in page.read_text(encoding="utf-8")
     assert (site / "assets" / "mathjax" / "tex-svg-full.js").stat().st_size > 1_000_000
     assert (site / "assets" / "mathjax" / "LICENSE").is_file()
+
+
+def test_each_lesson_has_its_notebook(site):
+    """lessons/NN_name.ipynb in the site: the lesson's cells as a valid notebook, linked from it."""
+    for path in sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py")):
+        notebook = nbformat.reads((site / "lessons" / f"{path.stem}.ipynb").read_text(), 4)
+        nbformat.validate(notebook)
+        lesson = jupytext.read(path)
+        assert [c.source for c in notebook.cells] == [c.source for c in lesson.cells]
+        page = (site / "lessons" / path.stem / "index.html").read_text(encoding="utf-8")
+        assert f'href="../{path.stem}.ipynb"' in page, f"{path.stem}: no notebook download link"
+
+
+def _texts_of(tag: str, page: str) -> list[str]:
+    """The text inside each <tag> element of `page` (nested ones included in their parent)."""
+    parser = _ElementText(tag)
+    parser.feed(page)
+    return parser.found
+
+
+class _ElementText(HTMLParser):
+    def __init__(self, tag: str):
+        super().__init__(convert_charrefs=True)
+        self.tag, self.depth, self.found = tag, 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == self.tag:
+            if self.depth == 0:
+                self.found.append("")
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        if tag == self.tag and self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if self.depth:
+            self.found[-1] += data
+
+
+def test_navigation_and_contents_hold_no_tex(site):
+    """Headings become navigation and table-of-contents entries, which MathJax leaves alone."""
+    offenders = [
+        f"{page.relative_to(site)}: {match}"
+        for page in sorted(site.rglob("*.html"))
+        for nav in _texts_of("nav", page.read_text(encoding="utf-8"))
+        for match in RAW_TEX.findall(nav) + re.findall(r"\\[A-Za-z]+", nav)
+    ]
+    assert not offenders, "TeX in navigation or a table of contents:\n" + "\n".join(offenders[:20])
+
+
+def test_no_page_shows_a_snippet_marker(site):
+    """Section markers mark code for the Equations page; no rendered page may show one."""
+    offenders = [
+        f"{page.relative_to(site)}: {match.group(0)}"
+        for page in sorted(site.rglob("*.html"))
+        for article in _texts_of("article", page.read_text(encoding="utf-8"))
+        for match in MARKER.finditer(article)
+    ]
+    assert not offenders, "snippet markers in rendered pages:\n" + "\n".join(offenders[:20])
 
 
 def test_pages_load_nothing_from_the_network(site):
@@ -175,7 +276,9 @@ def test_raw_tex_check_sees_untypeset_pages(site):
 @pytest.mark.parametrize("name", MATH_PAGES)
 def test_math_typesets_offline_in_a_browser(site, name, tmp_path):
     page = site / MATH_PAGES[name]
-    dom = dump_dom(chromium(), page, tmp_path / "profile")
+    dom = dump_dom(chromium(), with_layout_check(page), tmp_path / "profile")
+    problems = layout_problems(dom)
+    assert not problems, f"{name}: code blocks not shown whole:\n" + "\n".join(problems[:10])
     parser = read_article(dom)
     text = "".join(parser.text)
     assert parser.typeset > 0, f"{name}: no formula typeset by MathJax"

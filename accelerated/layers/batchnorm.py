@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 
+# --8<-- [start:cbn]
 class ConditionalBatchNorm2d(nn.Module):
     """Batch norm over (B, C, H, W) with per-class gain (init 1) and bias (init 0)."""
 
@@ -47,3 +48,4 @@ class ConditionalBatchNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}"
+# --8<-- [end:cbn]

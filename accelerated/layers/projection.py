@@ -14,6 +14,7 @@ from torch import nn
 from accelerated.layers.spectral_norm import sn_embedding, sn_linear
 
 
+# --8<-- [start:projection]
 class ProjectionHead(nn.Module):
     """(B, F) features and (B,) labels -> (B,) logits: `linear(h) + <embed(y), h>`."""
 
@@ -35,3 +36,4 @@ class ProjectionHead(nn.Module):
             )
         # <embed(y), h>: the projection term
         return logits + (self.embed(y) * h).sum(dim=1)  # (B,)
+# --8<-- [end:projection]

@@ -18,6 +18,7 @@ from torch import nn
 from accelerated.layers import ConditionalBatchNorm2d, sn_conv2d
 
 
+# --8<-- [start:g-block]
 class GBlock(nn.Module):
     """Pre-activation up-block of G: CBN -> ReLU -> up x2 -> conv3x3 -> CBN -> ReLU -> conv3x3.
 
@@ -50,8 +51,10 @@ class GBlock(nn.Module):
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         return x + h
+# --8<-- [end:g-block]
 
 
+# --8<-- [start:d-block]
 class DBlock(nn.Module):
     """Pre-activation down-block of D: ReLU -> conv3x3 -> ReLU -> conv3x3 -> avgpool.
 
@@ -82,3 +85,4 @@ class DBlock(nn.Module):
         if self.shortcut is not None:
             x = self.shortcut(x)
         return x + h
+# --8<-- [end:d-block]

@@ -6,6 +6,11 @@
 - MathJax 3 comes from the PyPI package `django-static-mathjax` (in the `docs` extra): its
   self-contained `tex-svg-full.js` (SVG output, glyphs inlined, every TeX extension built in)
   and its licence are added as `assets/mathjax/`, so formulas typeset with no network access.
+- Each lesson also goes into the site as a notebook, `lessons/NN_name.ipynb` (converted by
+  jupytext at build time, outputs left for the reader's own run), with a download link at the top
+  of its page.
+- Source listings of the API pages (mkdocstrings) show the code without the snippet section
+  markers that the Equations page uses to include it.
 - `mkdocs serve` also watches the lessons and the sources that the snippets include.
 """
 
@@ -15,6 +20,7 @@ import importlib.util
 import re
 from pathlib import Path
 
+import jupytext
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
@@ -32,6 +38,13 @@ NBCONVERT_LOADERS = (
         r"<!-- End of mermaid configuration -->",
         re.DOTALL,
     ),
+)
+# A snippet section marker (`# --8<-- [start:NAME]`, `// --8<-- [end:NAME]`) on a line of a
+# highlighted listing, as pygments writes it: the comment's span, then the newline. The line
+# numbers of the listing stay those of the source file.
+LISTING_MARKER = re.compile(
+    r'<span class="c[1m]?">(?:#|//)[ \t]*-+8&lt;-+[ \t]+\[[ \t]*(?:start|end)[ \t]*:[^\]]*\]'
+    r"</span>\n?"
 )
 MATHJAX_FILES = {
     "assets/mathjax/tex-svg-full.js": "es5/tex-svg-full.js",
@@ -64,6 +77,9 @@ def on_files(files, config):
         # finds the notebook through src_dir.
         src_uri = f"{LESSONS_DIR}/{path.name}"
         files.append(File(src_uri, str(root), config.site_dir, config.use_directory_urls))
+    for path in lesson_paths(root):
+        notebook = jupytext.writes(jupytext.read(path), fmt="ipynb")
+        files.append(File.generated(config, notebook_uri(path), content=notebook))
     mathjax = mathjax_root()
     for src_uri, relative in MATHJAX_FILES.items():
         source = mathjax / relative
@@ -73,11 +89,29 @@ def on_files(files, config):
     return files
 
 
+def notebook_uri(path: Path) -> str:
+    """Where the site keeps a lesson's notebook: `lessons/NN_name.ipynb`."""
+    return f"{LESSONS_DIR}/{path.stem}.ipynb"
+
+
+def download_links(page) -> str:
+    """The lesson's notebook and source, to run it yourself (relative to the page's URL)."""
+    stem = Path(page.file.src_uri).stem
+    up = "../" if page.file.use_directory_urls else ""
+    return (
+        '<p class="lesson-downloads">Run this lesson yourself: '
+        f'<a href="{up}{stem}.ipynb" download>{stem}.ipynb</a> (a Jupyter notebook) or '
+        f"<code>lessons/{stem}.py</code> in the repository; see "
+        f'<a href="{up}../index.html#run-the-lessons-yourself">how to run the lessons</a>.</p>'
+    )
+
+
 def on_page_content(html, page, config, files):
     if page.file.src_uri.startswith(f"{LESSONS_DIR}/"):
         for loader in NBCONVERT_LOADERS:
             html = loader.sub("", html)
-    return html
+        html = download_links(page) + html
+    return LISTING_MARKER.sub("", html)
 
 
 def on_serve(server, config, builder):
