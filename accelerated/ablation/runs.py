@@ -44,7 +44,7 @@ class Schedule:
             "run.eval_every": str(self.eval_every),
             "run.eval_samples": str(self.eval_samples),
             "run.checkpoint_every": str(self.eval_every),
-            "run.sample_every": str(self.steps),  # one sample grid, at the end
+            "run.sample_every": str(self.eval_every),  # a sample grid at every evaluation
             "run.progress": "false",  # the ablation shows one progress bar for all runs
         }
 

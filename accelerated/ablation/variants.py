@@ -62,13 +62,27 @@ VARIANTS: tuple[Variant, ...] = (
 """The paper's comparisons: the baseline first, then one change each."""
 # --8<-- [end:variants]
 
+TTUR_2X = {"optim.lr_d": "8e-4", "optim.lr_g": "2e-4"}
+RECIPE: tuple[Variant, ...] = (
+    Variant("ttur-2x-ema", "TTUR at twice the rates (D 8e-4, G 2e-4), EMA of G from step 1000 "
+            "(decay 0.999)", "recipe candidate: faster learning, averaged generator",
+            {**TTUR_2X, "optim.ema": "true", "optim.ema_start": "1000",
+             "optim.ema_decay": "0.999"}),
+    Variant("builtin", "the builtin preset (D 4e-4, G 1e-4, no EMA)", "the default run", {}),
+)
+"""Candidates for the default run's recipe, against the builtin preset (the study's last row).
+An EMA changes only the generator that is evaluated, not training: an EMA run's checkpoints hold
+the raw generator of the same run too (`benchmarks/raw_generator.py` scores it)."""
+
 STUDIES: dict[str, tuple[Variant, ...]] = {
     "paper": VARIANTS,
     "attention": tuple(v for v in VARIANTS if v.name in ("sagan", "no-attention", "residual-8")),
+    "recipe": RECIPE,
 }
 """Named sets of configurations (`--study`): "paper" is every comparison above; "attention" is
 SAGAN against no attention and against a residual block of the same size in the same place, the
-comparison that asks whether attention itself helps (with enough seeds for a test)."""
+comparison that asks whether attention itself helps (with enough seeds for a test); "recipe" are
+candidates for the default run's settings."""
 
 
 def by_name(names: list[str] | None = None, study: str = "paper") -> list[Variant]:
