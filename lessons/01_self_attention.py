@@ -33,14 +33,22 @@
 # $\beta_{j,\cdot}$ is a probability distribution over all $N$ positions.
 
 # %%
+import math
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+import accelerated
 from accelerated.data import builtin
 from accelerated.layers import SelfAttention
+from accelerated.metrics.twins import twin_attention
+from accelerated.models import build_models, named_attention_layers
 from accelerated.ops import self_attention as torch_self_attention
-from reference.attention import attention_dims
+from accelerated.sample import load_generator
+from accelerated.training.attention_report import recording
+from reference.attention import attention_dims, self_attention_backward
 from reference.attention import self_attention as numpy_self_attention
 
 rng = np.random.default_rng(0)
@@ -214,6 +222,97 @@ assert layer.last_attention.shape == (1, 16 * 16, 8 * 8)  # N = 256 queries, N/4
 assert torch.equal(out, features_64)  # gamma starts at 0: the identity
 
 # %% [markdown]
+# ## What a trained SAGAN attends to
+#
+# The map above was built by hand. Here are maps that were *learned*: from the SAGAN that
+# `python -m accelerated.train` trains on *Mirror twins* by default (its weights are in the
+# repository, `docs/trained/mirror-twins.pt`; the *Train* page shows how it was made). Its
+# generator and its discriminator each have one official block, on their 8x8 feature maps: 64
+# queries, each over 16 pooled keys (one key per 4x4 pixels of a 16x16 image).
+#
+# We draw D's attention on real images, and G's on its own samples, for one query on the left
+# object (cyan cross), and the same for a freshly initialised SAGAN: the before and after of
+# training. `twin_attention` (`accelerated.metrics.twins`) measures what the maps show: the share
+# of the attention of queries on one twin that lands on the *other* twin, against the share a
+# uniform map would give.
+
+# %%
+TRAINED = Path(accelerated.__file__).resolve().parents[1] / "docs" / "trained" / "mirror-twins.pt"
+G_trained, model_cfg, _ = load_generator(TRAINED, torch.device("cpu"))
+D_trained = build_models(model_cfg)[1]
+D_trained.load_state_dict(torch.load(TRAINED, map_location="cpu", weights_only=True)["D"])
+D_trained.eval()
+_ = torch.manual_seed(1)
+G_fresh, D_fresh = (net.eval() for net in build_models(model_cfg))
+
+R16 = model_cfg.resolution
+pixels, classes = builtin.generate(64, R16, seed=5)
+real = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1  # (B, 3, R, R)
+y_real = torch.from_numpy(classes).long()
+z = torch.randn(64, model_cfg.z_dim, generator=torch.Generator().manual_seed(2))
+
+
+def attention_maps(G, D):
+    """Images and attention maps: D's on the real images, G's on its samples for y_real."""
+    layers = named_attention_layers(G, D, model_cfg)
+    with torch.no_grad(), recording(layers.values()):
+        fake = G(z, y_real)
+        maps = {"G8": layers["G8"].last_attention}
+        D(real, y_real)
+        maps["D8"] = layers["D8"].last_attention
+    gammas = {name: layer.gamma.item() for name, layer in layers.items()}
+    return {"G8": fake, "D8": real}, maps, gammas
+
+
+trained = attention_maps(G_trained, D_trained)
+fresh = attention_maps(G_fresh, D_fresh)
+for title, (images, maps, gammas) in (("fresh", fresh), ("trained", trained)):
+    for name in ("G8", "D8"):
+        share = twin_attention(images[name], maps[name])
+        print(f"{title:7s} {name}: gamma = {gammas[name]:+.3f}, attention on the other twin "
+              f"{share['mass']:.2f} (uniform: {share['chance']:.2f})")  # fmt: skip
+
+# %%
+def left_object_query(image, side):
+    """(row, col) on the side x side query grid of a query on the left object of `image`."""
+    lit = image.abs().amax(dim=0) > -0.9  # (R, R): not black
+    rows, cols = torch.nonzero(lit[:, : image.shape[-1] // 2], as_tuple=True)
+    r, c = rows[len(rows) // 2].item(), cols[len(cols) // 2].item()
+    scale = image.shape[-1] // side
+    return r // scale, c // scale
+
+
+def draw_attention(ax_image, ax_map, image, beta):
+    """The image with the query marked, and the query's attention over the pooled keys."""
+    N, N_k = beta.shape
+    side, side_k = math.isqrt(N), math.isqrt(N_k)
+    qr, qc = left_object_query(image, side)
+    scale = R16 / side
+    rgb = ((image.permute(1, 2, 0) + 1) / 2).clamp(0, 1)
+    for ax in (ax_image, ax_map):
+        ax.imshow(rgb, extent=(0, R16, R16, 0))
+        ax.plot((qc + 0.5) * scale, (qr + 0.5) * scale, "x", color="cyan", ms=10, mew=3)
+        ax.axis("off")
+    row = beta[qr * side + qc].reshape(side_k, side_k)
+    shown = ax_map.imshow(row, cmap="magma", alpha=0.75, extent=(0, R16, R16, 0), vmin=0)
+    return shown
+
+
+examples = [int(np.argmax(classes == c)) for c in range(3)]  # one image of each of 3 classes
+rows = (("D, fresh: real image", fresh, "D8"), ("D, trained: real image", trained, "D8"),
+        ("G, trained: its sample", trained, "G8"))  # fmt: skip
+fig, axes = plt.subplots(3, 6, figsize=(12, 6.6))
+for row_axes, (title, (images, maps, _), name) in zip(axes, rows, strict=True):
+    for col, k in enumerate(examples):
+        shown = draw_attention(row_axes[2 * col], row_axes[2 * col + 1], images[name][k],
+                               maps[name][k])  # fmt: skip
+        fig.colorbar(shown, ax=row_axes[2 * col + 1], fraction=0.046, pad=0.04)
+        row_axes[2 * col].set_title(title, fontsize=8)
+        row_axes[2 * col + 1].set_title("attention of the query", fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## The backward pass, by hand
 #
 # PyTorch differentiates eqs. (1)-(3) for us, but the chain rule through them is short enough to
@@ -255,8 +354,6 @@ assert torch.equal(out, features_64)  # gamma starts at 0: the identity
 # 2\epsilon$.
 
 # %%
-from reference.attention import self_attention_backward
-
 x_b = rng.standard_normal((2, 16, 4, 4))
 c_qk_b, c_v_b, pool_b = attention_dims(16, "official")  # pooled keys and values
 weights_b = {

@@ -21,17 +21,21 @@
 
 # %%
 import inspect
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from IPython.display import SVG, Code, display
 
 import accelerated
+from accelerated.data.builtin import generate as generate_twins
 from accelerated.layers import ConditionalBatchNorm2d, ProjectionHead, SelfAttention
 from accelerated.models import ARCHITECTURES, ModelConfig, attention_layers, build_models
 from accelerated.models.blocks import DBlock, GBlock
 from accelerated.models.param_count import count_parameters, parameter_count_formula
+from accelerated.sample import load_generator
 from reference.attention import attention_dims
 
 _ = torch.manual_seed(0)
@@ -204,28 +208,68 @@ assert images.abs().max() <= 1.0  # tanh output
 
 # %% [markdown]
 # The attention blocks keep the shape: $y = \gamma o + x$. At initialisation $\gamma = 0$, so they
-# pass $x$ through unchanged, yet they already compute an attention map. Here is D's, for one
-# query position, on the first generated image (from an untrained G: noise, but real shapes).
+# pass $x$ through unchanged. What they learn to attend to shows in a trained model: here is the
+# discriminator of the SAGAN trained on *Mirror twins* by default (`docs/trained/mirror-twins.pt`,
+# the model of the *Train* page), on real images. Its block sits on D's 8x8 feature maps, so its
+# 64 queries each weigh 16 pooled keys, one per 4x4 pixels. For each image we place three queries
+# (crosses): on the left object, on the right object, and on the background.
 
 # %%
-attention = attention_layers(D_small)[0]
+TRAINED = ROOT / "docs" / "trained" / "mirror-twins.pt"
+_, trained_cfg, _ = load_generator(TRAINED, torch.device("cpu"))  # its model config
+D_trained = build_models(trained_cfg)[1]
+D_trained.load_state_dict(torch.load(TRAINED, map_location="cpu", weights_only=True)["D"])
+D_trained.eval()
+R = trained_cfg.resolution
+pixels, classes = generate_twins(16, R, seed=11)
+real = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1  # (B, 3, R, R) in [-1, 1]
+[attention] = attention_layers(D_trained)
 attention.store_attention = True
 with torch.no_grad():
-    D_small(images, y)
-beta = attention.last_attention[0]  # (N, N_k)
-N, N_k = beta.shape
-side, side_k = int(N**0.5), int(N_k**0.5)
-print(f"D's attention: {N} queries ({side}x{side}) over {N_k} pooled keys ({side_k}x{side_k})")
-fig, axes = plt.subplots(1, 2, figsize=(7, 3.2))
-axes[0].imshow((images[0].permute(1, 2, 0) + 1) / 2)
-axes[0].set_title("generated image (untrained G)")
-axes[1].imshow(beta[N // 2 + side // 2].reshape(side_k, side_k), cmap="magma")
-axes[1].set_title("attention of the centre query")
-for ax in axes:
-    ax.axis("off")
+    D_trained(real, torch.from_numpy(classes).long())
+beta = attention.last_attention  # (B, N, N_k)
+attention.store_attention = False
+N, N_k = beta.shape[1:]
+side, side_k = math.isqrt(N), math.isqrt(N_k)
+print(f"trained D: gamma = {attention.gamma.item():+.3f}; {N} queries ({side}x{side}) over "
+      f"{N_k} pooled keys ({side_k}x{side_k})")  # fmt: skip
+
+
+def queries_of(image):
+    """Query cells (row, col) on the side x side grid: left object, right object, background."""
+    lit = (image.amax(dim=0) > -0.9).reshape(side, R // side, side, R // side).any(3).any(1)
+    rows, cols = torch.nonzero(lit, as_tuple=True)
+    left, right = cols < side // 2, cols >= side // 2
+    dark_rows, dark_cols = torch.nonzero(~lit, as_tuple=True)
+    return {"left object": (rows[left][0].item(), cols[left][0].item()),
+            "right object": (rows[right][-1].item(), cols[right][-1].item()),
+            "background": (dark_rows[0].item(), dark_cols[0].item())}  # fmt: skip
+
+
+examples = [int(np.argmax(classes == c)) for c in range(2)]  # a ring and a plus
+fig, axes = plt.subplots(len(examples), 4, figsize=(12, 2.9 * len(examples)))
+for row_axes, k in zip(axes, examples, strict=True):
+    rgb = ((real[k].permute(1, 2, 0) + 1) / 2).clamp(0, 1)
+    row_axes[0].imshow(rgb)
+    row_axes[0].set_title(f"real image ({classes[k]})", fontsize=9)
+    for ax, (where, (qr, qc)) in zip(row_axes[1:], queries_of(real[k]).items(), strict=True):
+        ax.imshow(rgb, extent=(0, R, R, 0))
+        weights = beta[k, qr * side + qc].reshape(side_k, side_k)
+        shown = ax.imshow(weights, cmap="magma", alpha=0.75, extent=(0, R, R, 0), vmin=0)
+        cell = R / side
+        ax.plot((qc + 0.5) * cell, (qr + 0.5) * cell, "x", color="cyan", ms=10, mew=3)
+        ax.set_title(f"query on the {where}", fontsize=9)
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    for ax in row_axes:
+        ax.axis("off")
 plt.tight_layout()
 plt.show()
-assert torch.allclose(beta.sum(dim=-1), torch.ones(N))
+assert torch.allclose(beta.sum(dim=-1), torch.ones(beta.shape[:2]))
+
+# %% [markdown]
+# Each colour bar gives the weights of one query's row of $\beta$ (it sums to 1 over the 16
+# keys). Lesson 1 compares these maps with those of an untrained model, and measures how much of
+# each query's attention lands on the other twin.
 
 # %% [markdown]
 # ## Where should the attention go?

@@ -5,8 +5,13 @@ discriminator. A weight $W$ is replaced by
 
 $$W_{SN} = \frac{W}{\sigma(W)},$$
 
-$\sigma(W)$ its largest singular value, so that $W_{SN}$ has spectral norm 1 and the layer is
-1-Lipschitz. A convolution kernel (out, in, kh, kw) is read as the matrix (out, in*kh*kw).
+$\sigma(W)$ its largest singular value, so that $W_{SN}$ has spectral norm 1: a linear layer
+$a \mapsto W_{SN} a$ is then 1-Lipschitz. A convolution kernel (out, in, kh, kw) is read as the
+matrix (out, in*kh*kw), and that matrix's norm is *not* the convolution's: each input pixel
+enters $k_h k_w$ overlapping patches, so a normalised convolution can stretch its input by up to
+$\sqrt{k_h k_w}$ (Tsuzuku et al. 2018; about 1.5 is typical for a 3x3 kernel, see lesson 2).
+SN bounds every layer's gain by a constant and makes it independent of the scale of $W$; it does
+not make a convolutional network exactly 1-Lipschitz.
 
 Computing $\sigma$ exactly (an SVD) at every step would be expensive; instead one step of the
 **power iteration** per training step refines left and right singular vector estimates $u, v$:

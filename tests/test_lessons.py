@@ -1,10 +1,13 @@
 """The lessons: jupytext percent files that open as notebooks and run top to bottom on a CPU.
 
 The fast checks convert each lesson to a notebook (what `jupytext --to ipynb` gives a student) and
-check its shape. Executing them is slow, and the site build (tests/test_docs_site.py) already
-executes every lesson with mkdocs-jupyter (a raising cell fails that build); so the execution test
-here runs only when the site test is not part of the same pytest session:
-`python -m pytest tests/test_lessons.py` runs each lesson alone, with a clearer failure report.
+check its shape: a title, headings without TeX (they become the table of contents, where MathJax
+does not run), and at least three exercises whose solutions are hidden in `<details>` blocks.
+
+Executing them is slow, and the site build (tests/test_docs_site.py) already executes every lesson
+with mkdocs-jupyter (a raising cell fails that build); so the execution test here runs only when
+the site test is not part of the same pytest session: `python -m pytest tests/test_lessons.py`
+runs each lesson alone, with a clearer failure report, and then the code of its solutions.
 """
 
 import re
@@ -17,6 +20,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
 SITE_TEST = "test_docs_site.py"
+MIN_EXERCISES = 3
+SOLUTION = re.compile(r"<details><summary>Solution</summary>(.*?)</details>", re.DOTALL)
+CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def markdown_of(path: Path) -> str:
+    notebook = jupytext.read(path)
+    return "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
 
 
 def lesson_id(path: Path) -> str:
@@ -49,6 +60,25 @@ def test_lesson_converts_to_a_notebook(path):
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lesson_id)
+def test_lesson_headings_hold_no_tex(path):
+    headings = [line for line in markdown_of(path).splitlines() if line.startswith("#")]
+    with_tex = [h for h in headings if "$" in h or "\\" in h]
+    assert not with_tex, f"TeX in headings (shown raw in the table of contents): {with_tex}"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lesson_id)
+def test_lesson_ends_with_exercises_and_hidden_solutions(path):
+    _, found, exercises = markdown_of(path).partition("## Exercises")
+    assert found, "no '## Exercises' section"
+    solutions = SOLUTION.findall(exercises)
+    assert len(solutions) >= MIN_EXERCISES, (
+        f"{len(solutions)} solutions in <details><summary>Solution</summary> blocks; at least "
+        f"{MIN_EXERCISES} exercises need one each"
+    )
+    assert all(s.strip() for s in solutions), "an empty solution"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lesson_id)
 def test_lesson_is_in_the_site_navigation(path):
     assert f"lessons/{path.name}" in (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
 
@@ -65,6 +95,9 @@ def test_lesson_runs_top_to_bottom(path, request, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
     notebook = jupytext.read(path)
+    # the code of the hidden solutions runs too, after the lesson (whose names it uses)
+    for block in CODE_BLOCK.findall("\n".join(SOLUTION.findall(markdown_of(path)))):
+        notebook.cells.append(nbformat.v4.new_code_cell(block))
     client = NotebookClient(notebook, kernel_name="python3", timeout=600,
                             resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
     client.execute()  # raises CellExecutionError, with the cell and its traceback, on failure
