@@ -269,13 +269,14 @@ fresh = attention_maps(G_fresh, D_fresh)
 for title, (images, maps, gammas) in (("fresh", fresh), ("trained", trained)):
     for name in ("G8", "D8"):
         share = twin_attention(images[name], maps[name])
-        print(f"{title:7s} {name}: gamma = {gammas[name]:+.3f}, attention on the other twin "
-              f"{share['mass']:.2f} (uniform: {share['chance']:.2f})")  # fmt: skip
+        verdict = "above" if share["mass"] > 1.1 * share["chance"] else "not above"
+        print(f"{title:7s} {name}: gamma = {gammas[name]:+.3f}, on the other twin "
+              f"{share['mass']:.2f}, uniform {share['chance']:.2f}: {verdict} chance")  # fmt: skip
 
 # %%
 def left_object_query(image, side):
     """(row, col) on the side x side query grid of a query on the left object of `image`."""
-    lit = image.abs().amax(dim=0) > -0.9  # (R, R): not black
+    lit = image.amax(dim=0) > -0.9  # (R, R): not black (black is -1 in every channel)
     rows, cols = torch.nonzero(lit[:, : image.shape[-1] // 2], as_tuple=True)
     r, c = rows[len(rows) // 2].item(), cols[len(cols) // 2].item()
     scale = image.shape[-1] // side
@@ -311,6 +312,17 @@ for row_axes, (title, (images, maps, _), name) in zip(axes, rows, strict=True):
         row_axes[2 * col + 1].set_title("attention of the query", fontsize=8)
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# Read the colour bars first. The fresh model's maps are almost flat: its $W_f, W_g$ are random,
+# so every key gets about $1/16$, and $\gamma = 0$ means the block's output is not even used.
+# Training makes $\gamma$ nonzero and the maps sharp: a trained query puts a large share of its
+# weight on a few keys. Where it puts it is learned, not designed: the end of each line printed
+# above says whether this model's queries on one twin look at the other twin more than a uniform
+# map would. The attention learned whatever
+# helped G and D most; a hand-built
+# "same colour" map, like the one above, is one possibility among many. Lesson 5 shows this
+# model's samples, and how $\gamma$ grew during training.
 
 # %% [markdown]
 # ## The backward pass, by hand

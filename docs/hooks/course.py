@@ -11,12 +11,16 @@
   of its page.
 - Source listings of the API pages (mkdocstrings) show the code without the snippet section
   markers that the Equations page uses to include it.
+- The lessons' kernels talk to the build over Unix sockets rather than local TCP
+  (`hooks/jupyter/jupyter_nbconvert_config.json`, found through `JUPYTER_CONFIG_PATH`), so
+  ipykernel has no reason to print its warning about unencrypted TCP for every lesson.
 - `mkdocs serve` also watches the lessons and the sources that the snippets include.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from pathlib import Path
 
@@ -39,17 +43,25 @@ NBCONVERT_LOADERS = (
         re.DOTALL,
     ),
 )
-# A snippet section marker (`# --8<-- [start:NAME]`, `// --8<-- [end:NAME]`) on a line of a
-# highlighted listing, as pygments writes it: the comment's span, then the newline. The line
-# numbers of the listing stay those of the source file.
+# A snippet section marker (`# --8<-- [start:NAME]`, `// --8<-- [end:NAME]`) in a highlighted
+# listing, as pygments writes the comment. Removing the comment leaves its line blank, so the
+# listing's line numbers still match the source file's.
 LISTING_MARKER = re.compile(
     r'<span class="c[1m]?">(?:#|//)[ \t]*-+8&lt;-+[ \t]+\[[ \t]*(?:start|end)[ \t]*:[^\]]*\]'
-    r"</span>\n?"
+    r"</span>"
 )
 MATHJAX_FILES = {
     "assets/mathjax/tex-svg-full.js": "es5/tex-svg-full.js",
     "assets/mathjax/LICENSE": "LICENSE",
 }
+
+
+def on_config(config):
+    jupyter_config = str(Path(__file__).resolve().parent / "jupyter")
+    paths = [p for p in os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
+    if jupyter_config not in paths:  # once, also when `mkdocs serve` reloads the config
+        os.environ["JUPYTER_CONFIG_PATH"] = os.pathsep.join([jupyter_config, *paths])
+    return config
 
 
 def lesson_paths(root: Path) -> list[Path]:
