@@ -30,7 +30,7 @@ import torch
 from IPython.display import SVG, Code, display
 
 import accelerated
-from accelerated.data.builtin import generate as generate_twins
+from accelerated.data import builtin
 from accelerated.layers import ConditionalBatchNorm2d, ProjectionHead, SelfAttention
 from accelerated.models import ARCHITECTURES, ModelConfig, attention_layers, build_models
 from accelerated.models.blocks import DBlock, GBlock
@@ -221,7 +221,7 @@ D_trained = build_models(trained_cfg)[1]
 D_trained.load_state_dict(torch.load(TRAINED, map_location="cpu", weights_only=True)["D"])
 D_trained.eval()
 R = trained_cfg.resolution
-pixels, classes = generate_twins(16, R, seed=11)
+pixels, classes = builtin.generate(16, R, seed=11)
 real = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1  # (B, 3, R, R) in [-1, 1]
 [attention] = attention_layers(D_trained)
 attention.store_attention = True
@@ -251,7 +251,7 @@ fig, axes = plt.subplots(len(examples), 4, figsize=(12, 2.9 * len(examples)))
 for row_axes, k in zip(axes, examples, strict=True):
     rgb = ((real[k].permute(1, 2, 0) + 1) / 2).clamp(0, 1)
     row_axes[0].imshow(rgb)
-    row_axes[0].set_title(f"real image ({classes[k]})", fontsize=9)
+    row_axes[0].set_title(f"real image: {builtin.CLASS_NAMES[classes[k]]}", fontsize=9)
     for ax, (where, (qr, qc)) in zip(row_axes[1:], queries_of(real[k]).items(), strict=True):
         ax.imshow(rgb, extent=(0, R, R, 0))
         weights = beta[k, qr * side + qc].reshape(side_k, side_k)
@@ -305,10 +305,10 @@ print("BigGAN-PyTorch / StudioGAN placement (64x64):", moved.g_attention_sizes, 
 # cbn = sum(2 * cfg.num_classes * (c_in + c_out) * g_ch
 #           for c_in, c_out in zip(arch.g_channels, arch.g_channels[1:]))
 # in_model = sum(m.weight.numel() for m in G.modules() if isinstance(m, torch.nn.Embedding))
-# print(cbn, in_model, f"{cbn / n_G:.0%} of G")  # equal: about 40% of G
+# print(cbn, in_model, f"{cbn / n_G:.0%} of G")  # equal: 9.9 M, about a quarter of G
 # ```
 #
-# Most of G's "capacity" at 1000 classes is a lookup table per class.
+# A quarter of G's parameters at 1000 classes are a lookup table per class.
 #
 # </details>
 #
@@ -322,6 +322,7 @@ print("BigGAN-PyTorch / StudioGAN placement (64x64):", moved.g_attention_sizes, 
 # \phi(x)$. The label can only move the score along the directions the class embeddings span.
 #
 # ```python
+# D_small.eval()  # no power-iteration step per forward pass: sigma stays put between calls
 # with torch.no_grad():
 #     phi = torch.relu(D_small.blocks(images)).sum(dim=(2, 3))
 #     e = D_small.head.embed.weight  # (classes, F), already divided by its sigma
