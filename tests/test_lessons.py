@@ -10,7 +10,10 @@ the site test is not part of the same pytest session: `python -m pytest tests/te
 runs each lesson alone, with a clearer failure report, and then the code of its solutions.
 """
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
@@ -104,3 +107,25 @@ def test_lesson_runs_top_to_bottom(path, request, monkeypatch):
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]  # fmt: skip
     assert not errors
+
+
+@pytest.mark.slow
+def test_site_kernels_start_without_warnings(tmp_path):
+    """The site build's kernels (nbconvert, configured from docs/hooks/jupyter as the hook sets
+    JUPYTER_CONFIG_PATH) run a cell and print no warning, e.g. ipykernel's about local TCP."""
+    script = (
+        "import nbformat\n"
+        "from nbconvert.nbconvertapp import NbConvertApp\n"
+        "from nbconvert.preprocessors import ExecutePreprocessor\n"
+        "app = NbConvertApp()\n"
+        "app.load_config_file()\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('print(6 * 7)')])\n"
+        "ExecutePreprocessor(config=app.config, kernel_name='python3').preprocess(nb)\n"
+        "print(nb.cells[0].outputs[0]['text'].strip())\n"
+    )
+    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ROOT / "docs" / "hooks" / "jupyter")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "42"
+    assert "WARNING" not in result.stderr, result.stderr[-3000:]
