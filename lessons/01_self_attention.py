@@ -317,11 +317,11 @@ plt.show()
 # Read the colour bars first. The fresh model's maps are almost flat: its $W_f, W_g$ are random,
 # so every key gets about $1/16$, and $\gamma = 0$ means the block's output is not even used.
 # Training makes $\gamma$ nonzero and the maps uneven: G's trained queries put most of their
-# weight on one or two keys, D's spread theirs more broadly, but no longer evenly. Where it puts it is learned, not designed: the end of each line printed
-# above says whether this model's queries on one twin look at the other twin more than a uniform
-# map would. The attention learned whatever
-# helped G and D most; a hand-built
-# "same colour" map, like the one above, is one possibility among many. Lesson 5 shows this
+# weight on one or two keys, D's spread theirs more broadly, but no longer evenly. Where the
+# weight goes is learned, not designed: the end of each line printed above says whether this
+# model's queries on one twin look at the other twin more than a uniform map would. The attention
+# learned whatever helped G and D most; a hand-built "same colour" map, like the one above, is
+# one possibility among many. Lesson 5 shows this
 # model's samples, and how $\gamma$ grew during training.
 
 # %% [markdown]

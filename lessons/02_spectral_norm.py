@@ -311,10 +311,14 @@ print(f"<dL/dW, W> = {np.sum(dW_numpy * W):.2e}")
 # <details><summary>Solution</summary>
 #
 # Zero: $\frac{d}{dc} L(cW)\big|_{c=1} = \langle \partial L / \partial W, W \rangle = 0$. From the
-# formula: $\langle \partial L/\partial W, W\rangle = \frac{1}{\sigma}\langle \bar W_{SN}, W\rangle
-# - \frac{\langle \bar W_{SN}, W\rangle}{\sigma^2}\, u^\top W v$, and $u^\top W v = \sigma$. So a
-# plain gradient-descent (SGD) step $-\eta\, \partial L/\partial W$ is orthogonal to $W$: to first
-# order it rotates $W$ and leaves its norm alone (the norm even grows slowly, at second order).
+# formula, with $\bar W_{SN} = \partial L / \partial W_{SN}$ and $u^\top W v = \sigma$:
+#
+# $$\Big\langle \frac{\partial L}{\partial W}, W\Big\rangle = \frac{\langle \bar W_{SN},
+# W\rangle}{\sigma} - \frac{\langle \bar W_{SN}, W\rangle}{\sigma^2}\, u^\top W v = 0.$$
+#
+# So a plain gradient-descent (SGD) step $-\eta\, \partial L/\partial W$ is orthogonal to $W$:
+# to first order it rotates $W$ and leaves its norm alone (the norm even grows slowly, at second
+# order).
 # Adam is different: it divides each coordinate of the gradient by its own running RMS, and that
 # rescaled step is no longer orthogonal to $W$, so Adam does change the scale of $W$. With SN the
 # scale changes nothing in the layer's output; it changes only how far the next steps turn $W$.
