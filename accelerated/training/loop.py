@@ -141,9 +141,11 @@ class Trainer:
         """Write a checkpoint of the current step (rank 0); on OSError report it and go on."""
         path = None
         if self.ctx.is_main:
+            # during a streak of non-finite steps, its checkpoints push out no older one: the
+            # rollback goes back to one from before the streak
+            keep = self.cfg.run.keep_checkpoints + self.bad_in_a_row
             try:
-                path = checkpoint.save(self.run_dir, self.step, self.state(),
-                                       self.cfg.run.keep_checkpoints)
+                path = checkpoint.save(self.run_dir, self.step, self.state(), keep)
             except OSError as err:
                 found = checkpoint.list_checkpoints(self.run_dir)
                 kept = f"{found[-1]} is still usable" if found else "no earlier checkpoint exists"
@@ -153,7 +155,7 @@ class Trainer:
         return path
 
     def rollback(self) -> None:
-        """Go back to the newest checkpoint after too many non-finite steps in a row."""
+        """Go back to the newest checkpoint from before the streak of non-finite steps."""
         rollbacks = self.counters["rollbacks"] + 1
         if rollbacks > self.cfg.run.max_rollbacks:
             raise TrainingError(
@@ -161,8 +163,9 @@ class Trainer:
                 f"{self.step}, after {rollbacks - 1} rollbacks (run.max_rollbacks). Try lower "
                 f"learning rates (optim.lr_d, optim.lr_g) or run.bf16 = false"
             )
-        path, state = checkpoint.latest(self.run_dir, self.ctx.device, warn=say)
         bad_at = self.step
+        path, state = checkpoint.latest(self.run_dir, self.ctx.device, warn=say,
+                                        at_most=self.step - self.bad_in_a_row)
         self.load(state, path)
         self.counters["rollbacks"] = rollbacks
         self.bad_in_a_row = 0
