@@ -288,6 +288,7 @@ def test_damaged_checkpoints_then_a_full_disk(runs, fault_tally):
     failed = [line for line in err.splitlines() if "could not write" in line]
     assert len(failed) == 1, err
     assert f"the checkpoint of step {start + 1}" in failed[0] and TMP_NAME(start + 1) in failed[0]
+    assert f"{third} is still usable" in failed[0]  # not the damaged, newer-named files
     fault_tally.fault("disk full in torch.save")
     # Nothing half-written is left, and the newest checkpoints are the run's last three.
     assert sorted(os.listdir(run_dir / "checkpoints")) == [

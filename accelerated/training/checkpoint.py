@@ -152,6 +152,11 @@ def save(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     return path
 
 
+def newest_good(run_dir: Path) -> Path | None:
+    """The newest checkpoint that holds the step its name says (its tensors not read)."""
+    return next((p for p in reversed(list_checkpoints(run_dir)) if _holds_its_step(p)), None)
+
+
 def _step_of(path: Path) -> int:
     return int(_NAME.fullmatch(path.name).group(1))
 
