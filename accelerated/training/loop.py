@@ -9,10 +9,12 @@ One **iteration** (step) is `d_steps` discriminator updates and one generator up
   slow learning rate; then the EMA of G, if on.
 
 Fault tolerance: a step whose loss or gradients are not finite is skipped (no optimiser update)
-and counted; after `run.max_bad_steps` in a row the run rolls back to its last checkpoint and
-draws fresh noise; after `run.max_rollbacks` it stops with `TrainingError`. SIGTERM or SIGINT
-finishes the current step, saves a checkpoint and returns (all ranks agree first). A checkpoint
-that cannot be written is reported and the previous one stays usable.
+and counted; after `run.max_bad_steps` in a row the run rolls back to its newest checkpoint from
+before that streak and draws fresh noise; after `run.max_rollbacks` it stops with
+`TrainingError`. SIGTERM or SIGINT finishes the current step, saves a checkpoint and returns (all
+ranks agree first). A checkpoint that cannot be written, or an evaluation that cannot be measured,
+is reported and training goes on. A loaded checkpoint's optimiser state takes this run's learning
+rates, betas and eps.
 """
 
 from __future__ import annotations
