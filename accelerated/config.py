@@ -126,7 +126,7 @@ class RunConfig:
     grid_columns: int = 8
     """Samples per class in the sample grid."""
     max_bad_steps: int = 10
-    """Non-finite steps in a row before rolling back to the last checkpoint."""
+    """Non-finite steps in a row before rolling back to the newest checkpoint from before them."""
     max_rollbacks: int = 3
     """Rollbacks before giving up with an error."""
     progress: bool = True
@@ -309,10 +309,17 @@ def preset_names() -> list[str]:
                   if p.name.endswith(".toml"))
 
 
+CONFIG_LIMIT = 1 << 20  # bytes: a config file is a few hundred; /dev/zero would never end
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            text = fh.read(CONFIG_LIMIT + 1)
+        if len(text) > CONFIG_LIMIT:
+            raise ConfigError(f"config file {path} is larger than {CONFIG_LIMIT} bytes: give a "
+                              f"TOML file of settings")
+        return tomllib.loads(text.decode())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

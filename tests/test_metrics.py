@@ -1,6 +1,7 @@
 """The PyTorch metrics (accelerated/metrics): agreement with the NumPy reference, streamed and
 distributed statistics, the offline feature network, and the Inception wrapper's error paths."""
 
+import math
 import sys
 import time
 import types
@@ -337,3 +338,13 @@ def test_metrics_on_cuda_match_cpu():
     net = RandomConvFeatures()
     gpu = net.cuda()(images.cuda())["features"].cpu()
     torch.testing.assert_close(gpu, RandomConvFeatures()(images)["features"], rtol=1e-4, atol=1e-5)
+
+
+def test_fid_of_a_collapsed_generator_is_a_number_not_an_error():
+    """Identical samples (a collapsed generator) have a covariance of ~0, all rounding error:
+    judged against the scale of both matrices, not its own largest eigenvalue, it passes."""
+    real = torch.randn(300, 192, generator=torch.Generator().manual_seed(0))
+    row = torch.randn(1, 192, generator=torch.Generator().manual_seed(1)) * 5 + 2
+    collapsed = row.repeat(256, 1)
+    for pair in ((collapsed, real), (real, collapsed)):
+        assert math.isfinite(scores.fid(*pair)) and scores.fid(*pair) > 100

@@ -196,3 +196,26 @@ def test_bad_evaluation_settings_are_one_line_errors(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "r").exists()  # no run folder left behind
+
+
+@pytest.mark.parametrize("generator", ["collapsed", "non-finite"])
+def test_a_collapsed_or_broken_generator_does_not_stop_training(tmp_path, monkeypatch, capsys,
+                                                                 generator):
+    """Every sample the same (FID of ~0 covariance) or NaN: training goes on; an evaluation
+    that cannot be measured is one warning line, and the next resume does not crash on it."""
+    fill = 0.0 if generator == "collapsed" else float("nan")
+
+    original = train.Trainer.generate
+
+    def generate(self, z, y):
+        return torch.full_like(original(self, z, y), fill)
+
+    monkeypatch.setattr(train.Trainer, "generate", generate)
+    assert run(tmp_path) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if generator == "collapsed":
+        assert [r["step"] for r in evals(tmp_path / "r")] == [2, 4] and "warning" not in err
+    else:
+        assert err.count("warning: the evaluation of step") == 2, err
+        assert evals(tmp_path / "r") == []

@@ -9,10 +9,12 @@ One **iteration** (step) is `d_steps` discriminator updates and one generator up
   slow learning rate; then the EMA of G, if on.
 
 Fault tolerance: a step whose loss or gradients are not finite is skipped (no optimiser update)
-and counted; after `run.max_bad_steps` in a row the run rolls back to its last checkpoint and
-draws fresh noise; after `run.max_rollbacks` it stops with `TrainingError`. SIGTERM or SIGINT
-finishes the current step, saves a checkpoint and returns (all ranks agree first). A checkpoint
-that cannot be written is reported and the previous one stays usable.
+and counted; after `run.max_bad_steps` in a row the run rolls back to its newest checkpoint from
+before that streak and draws fresh noise; after `run.max_rollbacks` it stops with
+`TrainingError`. SIGTERM or SIGINT finishes the current step, saves a checkpoint and returns (all
+ranks agree first). A checkpoint that cannot be written, or an evaluation that cannot be measured,
+is reported and training goes on. A loaded checkpoint's optimiser state takes this run's learning
+rates, betas and eps.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ NOISE_D, NOISE_G, NOISE_EVAL, NOISE_GRID = 0, 1, 2, 3
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. it kept diverging after every rollback)."""
+
+
+def write_config(cfg: TrainConfig, run_dir: Path) -> None:
+    """Write `cfg` as config.toml and config.json in `run_dir`, each by a rename, so a kill
+    mid-write leaves the previous file."""
+    texts = {"config.toml": to_toml(cfg), "config.json": json.dumps(to_dict(cfg), indent=2)}
+    for name, text in texts.items():
+        checkpoint.write_text_atomic(Path(run_dir) / name, text)
 
 
 class Trainer:
@@ -133,28 +143,39 @@ class Trainer:
             self.ema.model.load_state_dict(state["G_ema"])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
+        self.apply_optimiser_settings()
         checkpoint.set_rng_state(state["rng"])
         self.counters.update(state["counters"])
         self.evaluation.restore(state.get("best"))
         self.step = state["step"]
 
+    def apply_optimiser_settings(self) -> None:
+        """This run's learning rates, betas and eps in the Adam param groups (a loaded state
+        brings the ones it was saved with; a resume with new settings must train with them)."""
+        o = self.cfg.optim
+        for opt, lr in ((self.opt_G, o.lr_g), (self.opt_D, o.lr_d)):
+            for group in opt.param_groups:
+                group.update(lr=lr, betas=(o.beta1, o.beta2), eps=o.eps)
+
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (rank 0); on OSError report it and go on."""
         path = None
         if self.ctx.is_main:
+            # during a streak of non-finite steps, its checkpoints push out no older one: the
+            # rollback goes back to one from before the streak
+            keep = self.cfg.run.keep_checkpoints + self.bad_in_a_row
             try:
-                path = checkpoint.save(self.run_dir, self.step, self.state(),
-                                       self.cfg.run.keep_checkpoints)
+                path = checkpoint.save(self.run_dir, self.step, self.state(), keep)
             except OSError as err:
-                found = checkpoint.list_checkpoints(self.run_dir)
-                kept = f"{found[-1]} is still usable" if found else "no earlier checkpoint exists"
+                found = checkpoint.newest_good(self.run_dir)
+                kept = f"{found} is still usable" if found else "no earlier checkpoint exists"
                 say(f"error: could not write the checkpoint of step {self.step} ({err}); {kept}")
                 self.log.write(self.step, "event", {"checkpoint_failed": str(err)})
         barrier(self.ctx)
         return path
 
     def rollback(self) -> None:
-        """Go back to the newest checkpoint after too many non-finite steps in a row."""
+        """Go back to the newest checkpoint from before the streak of non-finite steps."""
         rollbacks = self.counters["rollbacks"] + 1
         if rollbacks > self.cfg.run.max_rollbacks:
             raise TrainingError(
@@ -162,8 +183,9 @@ class Trainer:
                 f"{self.step}, after {rollbacks - 1} rollbacks (run.max_rollbacks). Try lower "
                 f"learning rates (optim.lr_d, optim.lr_g) or run.bf16 = false"
             )
-        path, state = checkpoint.latest(self.run_dir, self.ctx.device, warn=say)
         bad_at = self.step
+        path, state = checkpoint.latest(self.run_dir, self.ctx.device, warn=say,
+                                        at_most=self.step - self.bad_in_a_row)
         self.load(state, path)
         self.counters["rollbacks"] = rollbacks
         self.bad_in_a_row = 0
@@ -316,9 +338,15 @@ class Trainer:
         keep best.pt (rank 0; see `accelerated.training.evaluation`)."""
         n = self.cfg.run.eval_samples
         z, classes = self.fixed_noise(NOISE_EVAL, n, torch.arange(n) % self.dataset.num_classes)
-        values = self.evaluation.measure(self.generate, z, classes)
-        if self.cfg.data.source == "builtin":
-            values.update(self.twin_attention())
+        try:
+            values = self.evaluation.measure(self.generate, z, classes)
+            if self.cfg.data.source == "builtin":
+                values.update(self.twin_attention())
+        except (ValueError, torch.linalg.LinAlgError) as err:  # e.g. non-finite images
+            reason = " ".join(str(err).split())
+            say(f"warning: the evaluation of step {self.step} failed ({reason}); training goes on")
+            self.log.write(self.step, "event", {"evaluation_failed": reason})
+            return {}
         if values:
             self.log.write(self.step, "eval", values)
             self.last_quality, self.last_quality_step = values, self.step
@@ -347,13 +375,9 @@ class Trainer:
             say(f"{signal.Signals(signum).name}: finishing this step, then saving a checkpoint")
 
     def write_config(self) -> None:
-        """Write the run's config as config.toml and config.json (rank 0), each by a rename, so
-        a kill mid-write leaves the previous file; a resume records its overrides this way."""
+        """Write the run's config (rank 0); a resume records its overrides this way."""
         if self.ctx.is_main:
-            texts = {"config.toml": to_toml(self.cfg),
-                     "config.json": json.dumps(to_dict(self.cfg), indent=2)}
-            for name, text in texts.items():
-                checkpoint.write_text_atomic(self.run_dir / name, text)
+            write_config(self.cfg, self.run_dir)
 
     def start_new(self) -> None:
         """Write the config and the step-0 checkpoint of a new run (the first rollback target)."""
