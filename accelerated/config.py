@@ -111,11 +111,11 @@ class RunConfig:
     """Samples generated for an evaluation."""
     eval_metrics: Literal["offline", "inception", "none"] = "offline"
     """Feature metrics of an evaluation: "offline" (FID and KID in fixed random features),
-    "inception" (the paper's FID, KID and IS; needs torch-fidelity) or "none" (the built-in
-    quality only)."""
+    "inception" (the paper's FID and KID in the standard Inception, and IS where torch-fidelity
+    runs) or "none" (the built-in quality only)."""
     inception_weights: str | None = None
-    """Local copy of torch-fidelity's Inception weights for eval_metrics "inception" (none:
-    download once)."""
+    """Local copy of torch-fidelity's Inception weights, for the Inception Score with
+    eval_metrics "inception" (none: torch-fidelity downloads them once, where it runs)."""
     best_metric: Literal["fid", "kid", "score", "none"] = "fid"
     """Evaluation number that picks best.pt: "fid" or "kid" (lower is better), "score" (the
     built-in data set's quality, higher is better) or "none" (no best.pt)."""

@@ -126,7 +126,9 @@ def test_peak_table_picks_the_part_by_device_name():
         (["step", "--device", "cpu", "--preset", "nope"], 1, "unknown preset"),
         (["step", "--device", "cpu", "--peak-tflops", "100"], 1, "--peak-tflops"),
         (["data", "--workers", "-1"], 1, "--workers"),
-        (["eval", "--device", "cpu", "--inception-weights", "/no/such/file"], 1, "does not exist"),
+        (["eval", "--device", "cpu", "--metrics", "inception", "--inception-weights",
+          "/no/such/file"], 1, "does not exist"),
+        (["eval", "--device", "cpu", "--inception-weights", "w.pth"], 1, "only applies with"),
     ],
 )
 def test_bad_command_lines_are_one_line_errors(argv, code, says, capsys, tmp_path):

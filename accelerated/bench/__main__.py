@@ -110,9 +110,12 @@ def make_parser() -> OneLineParser:
     p.add_argument("--num-samples", type=positive, default=None,
                    help="samples (default 50000; --quick: 512)")
     p.add_argument("--batch", type=positive, default=256, help="images per batch (default 256)")
+    p.add_argument("--metrics", choices=("offline", "inception"), default="offline",
+                   help="feature network: offline random features (default), or the standard "
+                   "FID Inception")
     p.add_argument("--inception-weights", default=None, metavar="PATH",
-                   help="torch-fidelity's Inception weights: time the paper's Inception "
-                   "(default: the offline random features)")
+                   help="torch-fidelity's Inception weights: add its Inception Score "
+                   "(--metrics inception)")
     return parser
 
 
@@ -223,9 +226,12 @@ def run_eval(args, device):
 
     preset = args.preset or ("tiny" if args.quick else "imagenet128")
     n = args.num_samples or (512 if args.quick else 50_000)
-    rows, settings = evaluation.benchmark(preset, n, args.batch, device, args.inception_weights)
-    notes = [] if args.inception_weights else [
-        "features: the offline random network; pass --inception-weights PATH for the paper's "
+    if args.inception_weights is not None and args.metrics != "inception":
+        raise ValueError("--inception-weights only applies with --metrics inception")
+    rows, settings = evaluation.benchmark(preset, n, args.batch, device, args.metrics,
+                                          args.inception_weights)
+    notes = [] if args.metrics == "inception" else [
+        "features: the offline random network; pass --metrics inception for the standard FID "
         "Inception (the FID the paper reports), which costs more per image"]
     return rows, evaluation.format_table(rows, settings), settings, notes
 
