@@ -40,7 +40,7 @@ def test_import_registers_nothing_without_cuda():
     x = torch.zeros(2, 3)
     for name in backend.OP_NAMES:
         assert backend.kernel_for(name, x) is None
-    assert not any(name in backend._kernels for name in backend.OP_NAMES)
+    assert not any(device == "cuda" for _, device in backend._kernels)
 
 
 def test_fake_shapes_on_meta_tensors():
