@@ -159,8 +159,11 @@ def test_sdpa_gets_last_dim_contiguous_inputs(monkeypatch):
 def test_heads_the_kernel_was_not_compiled_for_fall_back_to_sdpa(stand_in_kernels, monkeypatch):
     """Bug: d_qk > 64 or d_v > 128 (e.g. `--model.g_attention 16` on the 128 model) raised."""
     used = []
-    monkeypatch.setattr(attention_op, "_sdpa", lambda q, k, v: used.append(q.shape) or
-                        torch.softmax(q @ k.transpose(1, 2), -1) @ v)
+    monkeypatch.setattr(
+        attention_op,
+        "_sdpa",
+        lambda q, k, v: used.append(q.shape) or torch.softmax(q @ k.transpose(1, 2), -1) @ v,
+    )
     monkeypatch.setattr(backend, "_warned", set())
     x = torch.randn(2, 8, 4, 4)
     weights = [torch.randn(72, 8), torch.randn(72, 8), torch.randn(8, 8), torch.randn(8, 8)]

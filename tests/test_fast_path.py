@@ -26,8 +26,9 @@ def stand_in_kernels():
 def test_fast_path_twin_matches_the_plain_iteration(stand_in_kernels, tmp_path):
     runs = {}
     for name, fast in (("plain", False), ("fast", True)):
-        cfg = config("tiny", overrides={"run.bf16": fast, "run.channels_last": fast,
-                                        "run.compile": fast})
+        cfg = config(
+            "tiny", overrides={"run.bf16": fast, "run.channels_last": fast, "run.compile": fast}
+        )
         trainer = synthetic_trainer(cfg, CPU, tmp_path / name, levers_anywhere=fast)
         calls = []
 
@@ -52,8 +53,14 @@ def test_fast_path_twin_matches_the_plain_iteration(stand_in_kernels, tmp_path):
     # Adam's first update moves each weight by about lr * sign(gradient): bf16 may flip the sign
     # of a tiny gradient, not of most
     for net, lr in (("G", plain.cfg.optim.lr_g), ("D", plain.cfg.optim.lr_d)):
-        diffs = torch.cat([(a.detach() - b.detach()).abs().flatten() for a, b in zip(
-            getattr(plain, net).parameters(), getattr(fast, net).parameters(), strict=True)])
+        diffs = torch.cat(
+            [
+                (a.detach() - b.detach()).abs().flatten()
+                for a, b in zip(
+                    getattr(plain, net).parameters(), getattr(fast, net).parameters(), strict=True
+                )
+            ]
+        )
         assert diffs.max() <= 2.05 * lr and diffs.mean() <= 0.25 * lr, net
 
 
