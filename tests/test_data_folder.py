@@ -215,3 +215,13 @@ def test_random_bytes_never_crash_prepare(data, extension):
         assert report["converted"] == 1 + usable
         expected_skips = [] if usable else [f"bad{extension}"]
         assert [Path(s["path"]).name for s in report["skipped"]] == expected_skips
+
+
+def test_cache_key_of_a_folder_with_dangling_and_looping_links(tmp_path):
+    """Such links are skipped by prepare; the key of the folder must not fail on them."""
+    (tmp_path / "cat").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "cat" / "a.png")
+    (tmp_path / "cat" / "gone.png").symlink_to(tmp_path / "missing.png")
+    (tmp_path / "cat" / "loop.png").symlink_to(tmp_path / "cat" / "loop.png")
+    key = prepare_module.cache_key(tmp_path, 16)
+    assert key == prepare_module.cache_key(tmp_path, 16) and len(key) == 16

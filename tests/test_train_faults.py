@@ -9,6 +9,7 @@ import torch
 
 from accelerated import config as C
 from accelerated.training import checkpoint, distributed
+from accelerated.training.logging import read_records
 from accelerated.training.loop import Trainer, TrainingError
 
 
@@ -62,13 +63,26 @@ def test_a_skipped_step_leaves_weights_and_optimiser_untouched(tmp_path):
 def test_too_many_bad_steps_roll_back_then_recover(tmp_path, capsys):
     trainer = make_trainer(tmp_path, **{"run.steps": "6", "run.checkpoint_every": "2",
                                         "run.max_bad_steps": "2"})
-    # Diverges from step 3 on, until the first rollback (fresh noise then avoids it).
+    # Steps 4 and 5 diverge, until the first rollback (fresh noise then avoids it).
     poison_d(trainer, lambda t: t.step >= 3 and t.counters["rollbacks"] == 0)
     assert trainer.train() == "done"
     assert trainer.step == 6 and trainer.counters["rollbacks"] == 1
     err = capsys.readouterr().err
     assert "rollback 1/3: 2 non-finite steps in a row at step 5" in err
-    assert "step-00000004.pt (step 4)" in err  # the newest checkpoint, before the divergence
+    # the newest checkpoint from before the divergence, not step 4's, written during it
+    assert "step-00000002.pt (step 2)" in err
+
+
+def test_rollback_goes_back_before_the_bad_streak_even_keeping_one_checkpoint(tmp_path, capsys):
+    trainer = make_trainer(tmp_path, **{"run.steps": "8", "run.checkpoint_every": "1",
+                                        "run.keep_checkpoints": "1", "run.max_bad_steps": "3"})
+    # Steps 4 to 6 diverge; their checkpoints (4, 5) push out no older one.
+    poison_d(trainer, lambda t: t.step >= 3 and t.counters["rollbacks"] == 0)
+    assert trainer.train() == "done"
+    assert "non-finite steps in a row at step 6; back to" in capsys.readouterr().err
+    events = [r for r in read_records(trainer.run_dir) if r["kind"] == "event"]
+    assert events == [{**events[0], "rollback": 1, "from_step": 6, "step": 3}]
+    assert checkpoint.list_checkpoints(trainer.run_dir) == [checkpoint.path_for(trainer.run_dir, 8)]
 
 
 def test_gives_up_after_max_rollbacks(tmp_path):

@@ -3,7 +3,7 @@
 import json
 import sys
 
-from accelerated.training.logging import MetricsLog
+from accelerated.training.logging import MetricsLog, read_records
 
 
 def test_records_are_json_lines_with_step_kind_and_time(tmp_path):
@@ -35,3 +35,19 @@ def test_other_ranks_write_nothing(tmp_path):
     log.write(1, "train", {"loss_d": 1.0})
     log.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_torn_last_line_is_cut_off_before_a_resumed_run_appends(tmp_path, capsys):
+    """A full disk or a crash mid-write leaves a record without its newline: readers leave it
+    out, and the next run's log cuts it off (with a warning) instead of appending onto it."""
+    log = MetricsLog(tmp_path, tensorboard=False)
+    log.write(1, "train", {"loss_d": 1.0})
+    log.close()
+    with open(tmp_path / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 2, "kind": "tr')
+    assert [r["step"] for r in read_records(tmp_path)] == [1]
+    log = MetricsLog(tmp_path, tensorboard=False)
+    log.write(2, "train", {"loss_d": 2.0})
+    log.close()
+    assert [r["step"] for r in read_records(tmp_path)] == [1, 2]
+    assert "ended in a torn record (23 bytes" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""`python -m accelerated.bench step|flops|data|eval|attention|sn`: time, print a table, save JSON.
+"""`python -m accelerated.bench step|flops|data|eval|attention|sn|gpu-check`: time, print a table,
+save JSON.
 
     python -m accelerated.bench step                      # 128x128 training step, B = 256, CUDA
     python -m accelerated.bench step --device cpu --preset builtin   # the CPU comparison
@@ -8,21 +9,24 @@
     python -m accelerated.bench attention                 # SPEC section 6 shapes, on CUDA
     python -m accelerated.bench sn                        # SN of the whole 128x128 G and D
     python -m accelerated.bench attention --device cpu --quick   # tiny shapes, runs anywhere
+    python -m accelerated.bench gpu-check                 # GPU tests + all of the above, 8 min
+    python -m accelerated.bench gpu-check --dry-run       # its plan, checked on any machine
 
 Results go to benchmarks/results/<benchmark>-<device>-<time>.json with the device name, the
-library versions and the command line. Rows that need a CUDA GPU (or CuPy) are listed as not run
-elsewhere. `python -m accelerated.bench BENCHMARK --help` lists each one's flags.
+library versions and the command line, rewritten as each row finishes (a crash keeps what was
+measured). Rows that need a CUDA GPU (or CuPy) are listed as not run elsewhere; a row that fails
+says how, and the others still run. `python -m accelerated.bench BENCHMARK --help` lists each
+one's flags.
 """
 
 import json
-import re
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from accelerated.bench import attention, spectral_norm
+from accelerated.bench import attention, gpu_check, spectral_norm
+from accelerated.bench.results import Results
 from accelerated.bench.timing import environment
 from accelerated.cli import OneLineParser
 
@@ -80,6 +84,8 @@ def make_parser() -> OneLineParser:
                    help="torch CPU threads (default: torch's; 1 steadies timings on a busy CPU)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the GPU's dense bf16 peak, for a GPU missing from the built-in table")
+    p.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                   help="run only these rows (names as in the table, e.g. 'fast path')")
 
     p = sub.add_parser("flops", help="counted model FLOPs per iteration, it/s at an MFU per GPU")
     p.add_argument("--preset", default="imagenet128", help="training preset (default imagenet128)")
@@ -110,9 +116,18 @@ def make_parser() -> OneLineParser:
     p.add_argument("--num-samples", type=positive, default=None,
                    help="samples (default 50000; --quick: 512)")
     p.add_argument("--batch", type=positive, default=256, help="images per batch (default 256)")
+    p.add_argument("--metrics", choices=("offline", "inception"), default="offline",
+                   help="feature network: offline random features (default), or the standard "
+                   "FID Inception")
     p.add_argument("--inception-weights", default=None, metavar="PATH",
-                   help="torch-fidelity's Inception weights: time the paper's Inception "
-                   "(default: the offline random features)")
+                   help="torch-fidelity's Inception weights: add its Inception Score "
+                   "(--metrics inception)")
+
+    p = sub.add_parser("gpu-check", help="the GPU tests and every benchmark, in 8 minutes")
+    common(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the plan (command lines, presets, shapes, time budget) and print "
+                   "it; runs nothing")
     return parser
 
 
@@ -125,27 +140,27 @@ def check_device(name: str) -> torch.device:
     return device
 
 
-def run_attention(args, device):
+def run_attention(args, device, on_row):
     reps = args.reps or (3 if args.quick else 20)
     sizes = args.sizes or ([8] if args.quick else [32, 64])
     batches = args.batches or ([2] if args.quick else [64, 256])
-    rows = attention.benchmark(sizes, batches, device, DTYPES[args.dtype], reps)
+    rows = attention.benchmark(sizes, batches, device, DTYPES[args.dtype], reps, on_row)
     notes = [] if any(r["impl"] == "cupy" and r["status"] == "ok" for r in rows) else [
         "CuPy kernel rows need a CUDA GPU and CuPy: they were not measured here."]
     return rows, attention.format_table(rows), {}, notes
 
 
-def run_sn(args, device):
+def run_sn(args, device, on_row):
     from accelerated.models import ModelConfig
 
     cfg = ModelConfig(resolution=32, num_classes=10) if args.quick else ModelConfig()
-    rows = spectral_norm.benchmark(cfg, device, args.reps or (3 if args.quick else 20))
+    rows = spectral_norm.benchmark(cfg, device, args.reps or (3 if args.quick else 20), on_row)
     notes = [] if any(r["impl"] == "cupy" and r["status"] == "ok" for r in rows) else [
         "CuPy kernel rows need a CUDA GPU and CuPy: they were not measured here."]
     return rows, spectral_norm.format_table(rows), {}, notes
 
 
-def run_step(args, device):
+def run_step(args, device, on_row):
     from accelerated.bench import flops, peak, step
     from accelerated.bench.trainer import config
 
@@ -161,9 +176,12 @@ def run_step(args, device):
         found or (None, None))
     if args.threads:
         torch.set_num_threads(args.threads)
+    unknown = sorted(set(args.rows or []) - set(step.ROWS))
+    if unknown:
+        raise ValueError(f"--rows: no row named {unknown[0]!r}; the rows are {list(step.ROWS)}")
     counted = flops.summary(preset, batch)
     rows = step.benchmark(preset, batch, device, iters, warmup, args.quick,
-                          counted["flops_per_iteration"], peak_tflops)
+                          counted["flops_per_iteration"], peak_tflops, args.rows, on_row)
     extra = {"preset": preset, "batch": batch, "iters": iters, "warmup": warmup, **counted,
              "peak_bf16_tflops": peak_tflops, "peak_part": part}
     notes = [f"model FLOPs per iteration (counted, B = {batch}): "
@@ -180,7 +198,7 @@ def run_step(args, device):
     return rows, step.format_table(rows), extra, notes
 
 
-def run_flops(args, device):
+def run_flops(args, device, on_row):
     from accelerated.bench import flops, peak
     from accelerated.bench.trainer import config
 
@@ -195,7 +213,7 @@ def run_flops(args, device):
         "not measurements"]
 
 
-def run_data(args, device):
+def run_data(args, device, on_row):
     from accelerated.bench import data
     from accelerated.bench.trainer import config
 
@@ -218,32 +236,23 @@ def run_data(args, device):
     return rows, data.format_table(rows, settings, comparison), extra, notes
 
 
-def run_eval(args, device):
+def run_eval(args, device, on_row):
     from accelerated.bench import evaluation
 
     preset = args.preset or ("tiny" if args.quick else "imagenet128")
     n = args.num_samples or (512 if args.quick else 50_000)
-    rows, settings = evaluation.benchmark(preset, n, args.batch, device, args.inception_weights)
-    notes = [] if args.inception_weights else [
-        "features: the offline random network; pass --inception-weights PATH for the paper's "
+    if args.inception_weights is not None and args.metrics != "inception":
+        raise ValueError("--inception-weights only applies with --metrics inception")
+    rows, settings = evaluation.benchmark(preset, n, args.batch, device, args.metrics,
+                                          args.inception_weights)
+    notes = [] if args.metrics == "inception" else [
+        "features: the offline random network; pass --metrics inception for the standard FID "
         "Inception (the FID the paper reports), which costs more per image"]
     return rows, evaluation.format_table(rows, settings), settings, notes
 
 
 RUNNERS = {"attention": run_attention, "sn": run_sn, "step": run_step, "flops": run_flops,
            "data": run_data, "eval": run_eval}
-
-
-def save(args, rows: list[dict], extra: dict) -> Path:
-    env = environment(torch.device(args.device))
-    device_slug = re.sub(r"[^a-z0-9]+", "-", str(env["device"]).lower()).strip("-") or "device"
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{args.benchmark}-{device_slug}-{stamp}.json"
-    record = {"benchmark": args.benchmark, "command": args.command, "utc": stamp, **env, **extra,
-              "rows": rows}
-    path.write_text(json.dumps(record, indent=1) + "\n")
-    return path
 
 
 def main(argv=None) -> int:
@@ -254,9 +263,12 @@ def main(argv=None) -> int:
         return exit_.code
     args.command = f"{PROG} " + " ".join(argv)
     try:
+        if args.benchmark == "gpu-check":
+            return gpu_check.main(args)
         device = check_device(args.device)
-        rows, table, extra, notes = RUNNERS[args.benchmark](args, device)
-        path = save(args, rows, extra)
+        results = Results(args.out, args.benchmark, args.command, environment(device))
+        rows, table, extra, notes = RUNNERS[args.benchmark](args, device, results.add)
+        path = results.finish(rows, extra)
     except (ValueError, RuntimeError, OSError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -140,18 +140,24 @@ def run_case(case: Case, impl, mode: str, device, dtype, reps: int) -> dict:
         return {**row, "status": "out of memory"}
     except (RuntimeError, ValueError) as error:
         return {**row, "status": "rejected", "note": str(error).strip().splitlines()[0][:160]}
+    except Exception as error:  # any other failure is this row's, not the run's
+        note = f"{type(error).__name__}: {str(error).strip()[:160]}"
+        return {**row, "status": "failed", "note": note}
     tflops = flop_count(case, mode) / (ms * 1e-3) / 1e12
     return {**row, "status": "ok", "ms": ms, "peak_mib": peak, "tflop_s": tflops}
 
 
-def benchmark(sizes, batches, device, dtype, reps: int) -> list[dict]:
-    """Every implementation on every case, forward and forward + backward."""
+def benchmark(sizes, batches, device, dtype, reps: int, on_row=None) -> list[dict]:
+    """Every implementation on every case, forward and forward + backward; `on_row(row)` is
+    called as each row finishes."""
     impls = implementations(device)
     rows = []
     for case in cases(sizes, batches):
         for mode in MODES:
             for name, impl in impls.items():
                 rows.append({"impl": name, **run_case(case, impl, mode, device, dtype, reps)})
+                if on_row is not None:
+                    on_row(rows[-1])
                 if device.type == "cuda":
                     torch.cuda.empty_cache()  # each row's peak memory starts from the same pool
     return rows

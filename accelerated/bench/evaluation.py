@@ -8,9 +8,9 @@ preset (the time does not depend on the weights). Generation alone is timed as w
 features' share is the difference. The data set's reference features are computed once per data
 set and cached, so they are not part of an evaluation's time and not timed here.
 
-Feature network: the paper's Inception with `--inception-weights PATH` (needs torch-fidelity and
-a matching torchvision), else the offline random-feature network, much cheaper than Inception,
-so its time is a lower bound on an Inception FID's.
+Feature network: the standard FID Inception with `--metrics inception` (plus torch-fidelity's
+for the Inception Score with `--inception-weights PATH`), else the offline random-feature
+network, much cheaper than Inception, so its time is a lower bound on an Inception FID's.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from accelerated.training.sampling import generate
 PER_IMAGE = ("generation", "generation + features", "features (difference)")
 
 
-def benchmark(preset: str, num_samples: int, batch: int, device: torch.device,
+def benchmark(preset: str, num_samples: int, batch: int, device: torch.device, metrics: str,
               inception_weights: str | None) -> tuple[list[dict], dict]:
     """`(rows, settings)`: seconds (and images per second) of each part of an N-sample FID."""
     if num_samples < 2:
@@ -34,8 +34,7 @@ def benchmark(preset: str, num_samples: int, batch: int, device: torch.device,
     model = config(preset).model
     torch.manual_seed(0)
     G = Generator(model).to(device)
-    kind = "offline" if inception_weights is None else "inception"
-    net = feature_network(kind, inception_weights).to(device).eval()
+    net = feature_network(metrics, inception_weights).to(device).eval()
     z = torch.randn(num_samples, model.z_dim).to(device)
     y = torch.randint(model.num_classes, (num_samples,)).to(device) if model.conditional else None
 

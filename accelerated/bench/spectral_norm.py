@@ -56,8 +56,9 @@ def kernel_step(modules: list[nn.Module]):
     return step
 
 
-def benchmark(cfg, device: torch.device, reps: int) -> list[dict]:
-    """Both ways over the SN layers of `build_models(cfg)`; rows of results."""
+def benchmark(cfg, device: torch.device, reps: int, on_row=None) -> list[dict]:
+    """Both ways over the SN layers of `build_models(cfg)`; rows of results, each also handed
+    to `on_row` as it finishes. A way that fails is a row saying how."""
     from accelerated.kernels import kernels_available
     from accelerated.models import build_models
 
@@ -69,15 +70,22 @@ def benchmark(cfg, device: torch.device, reps: int) -> list[dict]:
         "sn_layers": len(modules),
         "sn_parameters": sum(m.parametrizations.weight.original.numel() for m in modules),
     }
-    rows = []
-    ms, _ = measure(torch_step(modules), device, reps)
-    rows.append({"impl": "torch", **info, "status": "ok", "ms": ms})
+    ways = {"torch": lambda: torch_step(modules)}
     if device.type == "cuda" and kernels_available():
-        ms, _ = measure(kernel_step(modules), device, reps)
-        rows.append({"impl": "cupy", **info, "status": "ok", "ms": ms})
-    else:
-        note = "needs a CUDA GPU and CuPy: not measured here"
-        rows.append({"impl": "cupy", **info, "status": "not run", "note": note})
+        ways["cupy"] = lambda: kernel_step(modules)
+    rows = []
+    for impl in ("torch", "cupy"):
+        row = {"impl": impl, **info}
+        if impl not in ways:
+            row.update(status="not run", note="needs a CUDA GPU and CuPy: not measured here")
+        else:
+            try:
+                row.update(status="ok", ms=measure(ways[impl](), device, reps)[0])
+            except Exception as error:  # this way's failure, not the run's
+                row.update(status="failed", note=f"{type(error).__name__}: {error}"[:200])
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
     return rows
 
 

@@ -15,12 +15,12 @@ times `Trainer.iteration` (one D step and one G step) on synthetic batches alrea
   choice, fused Adam, compile), and the same with CUDA graphs.
 
 Where the training code has no setting for a lever, the harness sets it on the built Trainer:
-it swaps the Adam optimisers (fused or PyTorch's default, before any step), asks the attention
-layers for their maps on CUDA (`store_attention`, which runs the readable path there; the maps are
-dropped after each iteration) for the baseline attention, forces the backend with
-`accelerated.backend.force_backend`, and wraps G and D in `torch.compile(mode="reduce-overhead")`
-for CUDA graphs. A lever that cannot act on this device (bf16, channels-last and fused attention
-are CUDA-only in the Trainer) is listed as not run, with the reason.
+it swaps the Adam optimisers (fused or PyTorch's default, before any step), forces the attention
+route (`accelerated.ops.force_route`: readable, SDPA or kernel) and the backend
+(`accelerated.backend.force_backend`: "cupy" for the kernels row), and wraps G and D in
+`torch.compile(mode="reduce-overhead")` for CUDA graphs. A lever that cannot act on this device
+(bf16 and channels-last are CUDA-only in the Trainer) is listed as not run, with the reason.
+A row that fails, however, says how in its status; the other rows still run.
 
 Each row warms up, then times single iterations (CUDA events on a GPU, so GPU work is measured;
 every iteration ends with the Trainer's own host synchronisation). On a GPU the rows run one
@@ -42,9 +42,11 @@ import torch
 from accelerated.backend import cupy_usable, force_backend
 from accelerated.bench.timing import times
 from accelerated.bench.trainer import config, synthetic_batches, synthetic_trainer
-from accelerated.models import attention_layers
+from accelerated.ops import force_route
 
-ATTENTION_BACKENDS = {"naive": "torch", "sdpa": "torch", "cupy": "cupy", "auto": None}
+# levers.attention -> (attention route, backend) forced for the row; "auto": the defaults
+ATTENTION = {"naive": ("readable", "torch"), "sdpa": ("sdpa", "torch"), "cupy": ("kernel", "cupy"),
+             "auto": (None, None)}
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,8 @@ def inactive(levers: Levers, device: torch.device, quick: bool) -> dict[str, tup
         if levers.channels_last:
             why["channels_last"] = (False, "channels-last: needs CUDA (the Trainer uses it on "
                                            "CUDA only)")
-        if levers.attention in ("sdpa", "cupy"):
-            why["attention"] = ("naive", "fused attention: needs CUDA (on CPU the readable path "
-                                         "runs)")
+        if levers.attention == "cupy":
+            why["attention"] = ("naive", "CuPy kernels: need CUDA")
         if levers.compile == "reduce-overhead":
             why["compile"] = ("default", "CUDA graphs: needs CUDA")
     elif levers.attention == "cupy" and not cupy_usable():
@@ -103,11 +104,10 @@ def inactive(levers: Levers, device: torch.device, quick: bool) -> dict[str, tup
 
 
 def attention_path(levers: Levers, device: torch.device) -> str:
-    """Which attention actually runs: "naive", "sdpa" or "cupy"."""
-    if levers.attention == "naive" or device.type != "cuda":
-        return "naive"
+    """Which attention actually runs: "naive", "sdpa" or "cupy" (the default route: SDPA on
+    CUDA, the readable path elsewhere; no kernel runs unless chosen)."""
     if levers.attention == "auto":
-        return "cupy" if cupy_usable() else "sdpa"
+        return "sdpa" if device.type == "cuda" else "naive"
     return levers.attention
 
 
@@ -137,22 +137,14 @@ def prepare(preset: str, batch: int, levers: Levers, device: torch.device, workd
 
         trainer.G_train, trainer.D_train = compiled(trainer.G_train), compiled(trainer.D_train)
         trainer.G_fake, trainer.D_score = compiled(trainer.G), compiled(trainer.D)
-    # On CUDA the readable bmm-softmax-bmm path runs only when the layers are asked for their
-    # maps; on a CPU it always runs, and asking would only change what torch.compile sees.
-    naive = attention_layers(trainer.G) + attention_layers(trainer.D)
-    naive = naive if levers.attention == "naive" and device.type == "cuda" else []
-    for layer in naive:
-        layer.store_attention = True
-    backend = ATTENTION_BACKENDS[levers.attention]
+    route, backend = ATTENTION[levers.attention]
     batches = synthetic_batches(cfg, device)
 
     def step():
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        with force_backend(backend):
+        with force_route(route), force_backend(backend):
             trainer.iteration(batches)
-        for layer in naive:
-            layer.last_attention = None  # not kept across iterations
 
     return trainer, step
 
@@ -171,12 +163,16 @@ class Plan:
     error: str | None = None
 
 
-def plans(device: torch.device, quick: bool) -> tuple[list[Plan], dict[str, dict]]:
+def plans(device: torch.device, quick: bool, only=None) -> tuple[list[Plan], dict[str, dict]]:
     """The rows that can run here, and {name: row} of those that cannot (with why). A row runs
     with its levers that cannot act here turned off, unless what is left is the baseline or an
-    earlier row (then it would measure nothing new)."""
+    earlier row (then it would measure nothing new). `only`: the names of the rows to run (the
+    others are listed as left out)."""
     runnable, skipped = [], {}
     for name, levers in ROWS.items():
+        if only is not None and name not in only:
+            skipped[name] = {"status": "not run", "note": "left out (--rows)"}
+            continue
         why = inactive(levers, device, quick)
         active = dataclasses.replace(levers, **{k: fallback for k, (fallback, _) in why.items()})
         reasons = [reason for _, reason in why.values()]
@@ -194,7 +190,8 @@ def plans(device: torch.device, quick: bool) -> tuple[list[Plan], dict[str, dict
 def _failure(error: Exception) -> str:
     if isinstance(error, torch.OutOfMemoryError):
         return "out of memory"
-    return "failed: " + (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    first = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"failed: {type(error).__name__}: {first}".rstrip(": ")
 
 
 def _free(device: torch.device) -> None:
@@ -213,7 +210,7 @@ def run_group(group: list[Plan], preset, batch, device, iters: int, warmup: int,
             trainer, plan.step = prepare(preset, batch, plan.levers, device, Path(workdir) / str(i))
             trainers.append(trainer)
             times(plan.step, device, warmup)
-        except (RuntimeError, ValueError) as error:
+        except Exception as error:  # this row's failure (a compile error, say), not the run's
             plan.error, plan.step = _failure(error), None
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -222,7 +219,7 @@ def run_group(group: list[Plan], preset, batch, device, iters: int, warmup: int,
         for plan in (p for p in group if p.error is None):
             try:
                 plan.ms += times(plan.step, device, 1)
-            except (RuntimeError, ValueError) as error:
+            except Exception as error:
                 plan.error = _failure(error)
     if device.type == "cuda" and len(group) == 1:
         group[0].peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
@@ -233,41 +230,49 @@ def run_group(group: list[Plan], preset, batch, device, iters: int, warmup: int,
 
 
 def benchmark(preset: str, batch: int, device: torch.device, iters: int, warmup: int,
-              quick: bool, flops_per_iteration: int, peak_tflops: float | None) -> list[dict]:
-    """One row per entry of `ROWS` and `NOT_IN_TRAINING`, in that order."""
-    runnable, skipped = plans(device, quick)
+              quick: bool, flops_per_iteration: int, peak_tflops: float | None, only=None,
+              on_row=None) -> list[dict]:
+    """One row per entry of `ROWS` and `NOT_IN_TRAINING`, in that order; `on_row(row)` is called
+    for each measured row as its group finishes (on a GPU: each row)."""
+    runnable, skipped = plans(device, quick, only)
     # On a GPU each row runs alone (its memory peak is its own); on a CPU all rows interleave.
     groups = [[p] for p in runnable] if device.type == "cuda" else [runnable]
+    done: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as workdir:
         for k, group in enumerate(groups):
             run_group(group, preset, batch, device, iters, warmup, Path(workdir) / str(k))
-    done = {p.name: p for p in runnable}
+            for plan in group:
+                done[plan.name] = result(plan, preset, batch, device, flops_per_iteration,
+                                         peak_tflops, done.get("baseline"))
+                if on_row is not None:
+                    on_row(done[plan.name])
     rows = []
     for name in list(ROWS) + list(NOT_IN_TRAINING):
-        row = {"row": name, "preset": preset, "batch": batch}
-        if name in skipped:
-            rows.append({**row, **skipped[name]})
-            continue
-        plan = done[name]
-        row.update(levers=dataclasses.asdict(plan.levers),
-                   attention_path=attention_path(plan.levers, device), note=plan.note,
-                   off_here=plan.off_reasons)
-        if plan.error is not None:
-            rows.append({**row, "status": plan.error})
-            continue
-        ms = statistics.median(plan.ms)
-        quartiles = statistics.quantiles(plan.ms, n=4) if len(plan.ms) > 1 else [ms, ms, ms]
-        it_s = 1e3 / ms
-        tflop_s = flops_per_iteration * it_s / 1e12
-        rows.append({**row, "status": "ok", "iterations": len(plan.ms), "ms": ms,
-                     "ms_quartiles": [quartiles[0], quartiles[2]], "it_s": it_s,
-                     "images_s": it_s * batch, "peak_mib": plan.peak_mib, "tflop_s": tflop_s,
-                     "mfu": None if peak_tflops is None else tflop_s / peak_tflops})
-    base = rows[0]
-    for row in rows:
-        if row["status"] == "ok" and base["status"] == "ok":
-            row["x_baseline"] = row["it_s"] / base["it_s"]
+        rows.append(done.get(name) or {"row": name, "preset": preset, "batch": batch,
+                                       **skipped[name]})
     return rows
+
+
+def result(plan: Plan, preset, batch, device, flops_per_iteration, peak_tflops, base) -> dict:
+    """The row of a plan that ran: its timings, or how it failed; `base` the baseline's row."""
+    row = {"row": plan.name, "preset": preset, "batch": batch,
+           "levers": dataclasses.asdict(plan.levers),
+           "attention_path": attention_path(plan.levers, device), "note": plan.note,
+           "off_here": plan.off_reasons}
+    if plan.error is not None or not plan.ms:
+        return {**row, "status": plan.error or "failed: no iteration timed"}
+    ms = statistics.median(plan.ms)
+    quartiles = statistics.quantiles(plan.ms, n=4) if len(plan.ms) > 1 else [ms, ms, ms]
+    it_s = 1e3 / ms
+    tflop_s = flops_per_iteration * it_s / 1e12
+    row.update(status="ok", iterations=len(plan.ms), ms=ms, ms_quartiles=[quartiles[0],
+               quartiles[2]], it_s=it_s, images_s=it_s * batch, peak_mib=plan.peak_mib,
+               tflop_s=tflop_s, mfu=None if peak_tflops is None else tflop_s / peak_tflops)
+    if plan.name == "baseline":
+        row["x_baseline"] = 1.0
+    elif base is not None and base["status"] == "ok":
+        row["x_baseline"] = it_s / base["it_s"]
+    return row
 
 
 def format_table(rows: list[dict]) -> str:

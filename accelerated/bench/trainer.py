@@ -38,15 +38,18 @@ def placeholder_data(folder: Path, resolution: int, num_classes: int, count: int
     return folder
 
 
-def synthetic_trainer(cfg: C.TrainConfig, device: torch.device, workdir: Path) -> Trainer:
-    """`Trainer(cfg)` on `device` (one rank), its run folder and data set under `workdir`."""
+def synthetic_trainer(
+    cfg: C.TrainConfig, device: torch.device, workdir: Path, levers_anywhere: bool = False
+) -> Trainer:
+    """`Trainer(cfg)` on `device` (one rank), its run folder and data set under `workdir`
+    (`levers_anywhere`: bf16, channels-last and fused Adam on any device, see `Trainer`)."""
     data = Path(workdir) / "data"
     if not data.exists():
         placeholder_data(data, cfg.model.resolution, cfg.model.num_classes, cfg.optim.batch_size)
     cfg = C.merge(cfg, {"data": {"source": str(data)}}, "benchmark")
     run_dir = Path(workdir) / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, run_dir, Context(0, 1, device))
+    trainer = Trainer(cfg, run_dir, Context(0, 1, device), levers_anywhere)
     trainer.log.close()  # the benchmark writes no metrics
     return trainer
 

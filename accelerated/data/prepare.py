@@ -175,7 +175,10 @@ def cache_key(src: Path, resolution: int) -> str:
     """Hash of the folder's absolute path, the resolution, and every entry's name, size, mtime."""
     digest = hashlib.sha256(f"{src.resolve()}\n{resolution}\n".encode())
     for path in sorted(src.rglob("*")):
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError:  # a dangling or looping link (prepare skips it): the link's own data
+            stat = path.lstat()
         digest.update(f"{path.relative_to(src)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 

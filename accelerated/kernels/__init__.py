@@ -39,7 +39,9 @@ def register_all() -> None:
     """Register every kernel under its op name (call only where `kernels_available()`)."""
     from accelerated.kernels import attention, hinge, power_iteration
 
-    backend.register_kernel("self_attention", attention.fused_attention)
+    backend.register_kernel(
+        "self_attention", attention.fused_attention, unsupported=attention.unsupported
+    )
     backend.register_kernel("power_iteration_batched", power_iteration.power_iteration_batched)
     backend.register_kernel("hinge_loss_discriminator", hinge.hinge_loss_discriminator)
     backend.register_kernel("hinge_loss_generator", hinge.hinge_loss_generator)

@@ -15,8 +15,16 @@ D_j = dO_j^\top o_j, \quad dQ_j = \sum_i dS_{ji} k_i, \quad dK_i = \sum_j dS_{ji
 
 Two custom ops, `sagan::attention_forward` and `sagan::attention_backward`, are tied together
 by `register_autograd`; `fused_attention` is the function to call. It pads head sizes to the
-compiled ones (zero columns change neither the scores nor the kept outputs).
+compiled ones (zero columns change neither the scores nor the kept outputs); heads larger than
+the largest compiled ones are `unsupported` (the op asking falls back to SDPA).
+
+`forward_in_torch` and `backward_in_torch` are the same formulas in plain PyTorch. They run
+inside the ops where a kernel cannot be compiled (e.g. bfloat16 without `<cuda_bf16.h>`), with
+one warning instead of a crash, and the tests register them as the ops' CPU implementations, so
+the whole kernel route (schemas, fakes, autograd, `torch.compile`) runs on a CPU.
 """
+
+import warnings
 
 import numpy as np
 import torch
@@ -52,8 +60,19 @@ def _padded(size: int, sizes: tuple[int, ...], what: str) -> int:
             return candidate
     raise ValueError(
         f"the CuPy attention kernel supports {what} up to {sizes[-1]}, got {size}: "
-        "run this layer with the torch backend (SAGAN_BACKEND=torch)"
+        "call accelerated.ops.self_attention, which falls back to SDPA for such heads"
     )
+
+
+def unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
+    """Why the kernel cannot take these q, k, v (head sizes beyond the compiled ones), or None."""
+    d_qk, d_v = q.shape[-1], v.shape[-1]
+    if d_qk > D_QK_SIZES[-1] or d_v > D_V_SIZES[-1]:
+        return (
+            f"heads d_qk={d_qk}, d_v={d_v}; compiled up to d_qk={D_QK_SIZES[-1]}, "
+            f"d_v={D_V_SIZES[-1]}"
+        )
+    return None
 
 
 def compiled_head_sizes(d_qk: int, d_v: int) -> tuple[int, int]:
@@ -90,19 +109,68 @@ def _grid(rows: int, batch: int) -> tuple[int, int]:
     return ((rows + THREADS - 1) // THREADS, batch)
 
 
-@torch.library.custom_op("sagan::attention_forward", mutates_args=(), device_types="cuda")
-def attention_forward(
+def forward_in_torch(q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
+    """The forward kernel's `(o, lse)` in PyTorch (stores the (B, N, N_k) scores)."""
+    s = q.float() @ k.float().transpose(1, 2)  # s_ji = q_j . k_i: (B, N, N_k)
+    lse = torch.logsumexp(s, dim=-1)  # L_j: (B, N)
+    o = torch.exp(s - lse[..., None]) @ v.float()  # sum_i P_ji v_i: (B, N, d_v)
+    return o.to(q.dtype), lse
+
+
+def backward_in_torch(q, k, v, o, lse, grad_o) -> tuple[torch.Tensor, ...]:
+    """The backward kernels' `(dq, dk, dv)` in PyTorch, with their formulas (P recomputed from
+    lse, dS = P (dP - D)); contiguous, in q's dtype."""
+    dtype = q.dtype
+    q, k, v, o, grad_o = (t.float() for t in (q, k, v, o, grad_o))
+    P = torch.exp(q @ k.transpose(1, 2) - lse[..., None])  # (B, N, N_k) = beta
+    D = (grad_o * o).sum(-1)  # D_j = dO_j . o_j: (B, N)
+    dS = P * (grad_o @ v.transpose(1, 2) - D[..., None])  # (B, N, N_k)
+    grads = (dS @ k, dS.transpose(1, 2) @ q, P.transpose(1, 2) @ grad_o)
+    return tuple(g.to(dtype).contiguous() for g in grads)
+
+
+_compile_failures: dict[str, str] = {}  # kernel name -> why it did not compile
+
+
+def _kernel(kernel: str, dtype: torch.dtype, d_qk: int, d_v: int):
+    """The compiled kernel, or None where it cannot be compiled (warned once per process)."""
+    name = kernel_name(kernel, dtype, d_qk, d_v)
+    if name in _compile_failures:
+        return None
+    try:
+        return get_kernel(SOURCE, name, dtype)
+    except RuntimeError as error:  # e.g. bfloat16 without <cuda_bf16.h>
+        if not _compile_failures:
+            warnings.warn(
+                f"the CuPy attention kernel {name} did not compile, so its formulas run in "
+                f"PyTorch (slower, storing the N x N_k scores): "
+                f"{str(error).strip().splitlines()[0][:300]}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        _compile_failures[name] = str(error)
+        return None
+
+
+def _forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`(o, lse)`: o (B, N, d_v) in q's dtype, lse (B, N) float32 (compiled head sizes only)."""
     _check(q, k, v)
-    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     (B, N, d_qk), N_k, d_v = q.shape, k.shape[1], v.shape[2]
+    kernel = _kernel("attention_forward", q.dtype, d_qk, d_v)
+    if kernel is None:
+        return forward_in_torch(q, k, v)
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     o = q.new_empty(B, N, d_v)
     lse = q.new_empty(B, N, dtype=torch.float32)
-    kernel = get_kernel(SOURCE, kernel_name("attention_forward", q.dtype, d_qk, d_v), q.dtype)
     launch(kernel, _grid(N, B), (THREADS,), q, k, v, o, lse, np.int32(N), np.int32(N_k))
     return o, lse
+
+
+attention_forward = torch.library.custom_op(
+    "sagan::attention_forward", _forward, mutates_args=(), device_types="cuda"
+)
 
 
 @attention_forward.register_fake
@@ -111,8 +179,7 @@ def _(q, k, v):
     return q.new_empty(B, N, v.shape[2]), q.new_empty(B, N, dtype=torch.float32)
 
 
-@torch.library.custom_op("sagan::attention_backward", mutates_args=(), device_types="cuda")
-def attention_backward(
+def _backward_op(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -120,28 +187,33 @@ def attention_backward(
     lse: torch.Tensor,
     grad_o: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`(dq, dk, dv)` from the forward's inputs, its outputs `o`, `lse` and `grad_o` = dL/do."""
+    """`(dq, dk, dv)`, contiguous, from the forward's inputs, its outputs `o`, `lse` and
+    `grad_o` = dL/do."""
     _check(q, k, v)
+    (B, N, d_qk), N_k, d_v = q.shape, k.shape[1], v.shape[2]
+    dq_kernel = _kernel("attention_backward_dq", q.dtype, d_qk, d_v)
+    dkdv_kernel = _kernel("attention_backward_dkdv", q.dtype, d_qk, d_v)
+    if dq_kernel is None or dkdv_kernel is None:
+        return backward_in_torch(q, k, v, o, lse, grad_o)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     o, lse, grad_o = o.contiguous(), lse.contiguous(), grad_o.to(q.dtype).contiguous()
-    (B, N, d_qk), N_k, d_v = q.shape, k.shape[1], v.shape[2]
     delta = q.new_empty(B, N, dtype=torch.float32)  # D_j = dO_j . o_j
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     n_q, n_k = np.int32(N), np.int32(N_k)
-    dq_kernel = get_kernel(
-        SOURCE, kernel_name("attention_backward_dq", q.dtype, d_qk, d_v), q.dtype
-    )
     launch(dq_kernel, _grid(N, B), (THREADS,), q, k, v, o, grad_o, lse, delta, dq, n_q, n_k)
-    dkdv_kernel = get_kernel(
-        SOURCE, kernel_name("attention_backward_dkdv", q.dtype, d_qk, d_v), q.dtype
-    )
     launch(dkdv_kernel, _grid(N_k, B), (THREADS,), q, k, v, grad_o, lse, delta, dk, dv, n_q, n_k)
     return dq, dk, dv
 
 
+attention_backward = torch.library.custom_op(
+    "sagan::attention_backward", _backward_op, mutates_args=(), device_types="cuda"
+)
+
+
 @attention_backward.register_fake
 def _(q, k, v, o, lse, grad_o):
-    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    # contiguous like the real op's outputs, whatever q, k, v's strides (Inductor checks them)
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
 
 
 def _setup_context(ctx, inputs, output):

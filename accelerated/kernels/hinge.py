@@ -72,7 +72,7 @@ def hinge_d_backward(
 
 @hinge_d_backward.register_fake
 def _(d_real, d_fake, grad_loss):
-    return torch.empty_like(d_real), torch.empty_like(d_fake)
+    return d_real.new_empty(d_real.shape), d_fake.new_empty(d_fake.shape)  # contiguous, as real
 
 
 def _d_setup_context(ctx, inputs, output):
@@ -126,7 +126,7 @@ def hinge_g_backward(d_fake: torch.Tensor, grad_loss: torch.Tensor) -> torch.Ten
 
 @hinge_g_backward.register_fake
 def _(d_fake, grad_loss):
-    return torch.empty_like(d_fake)
+    return d_fake.new_empty(d_fake.shape)  # contiguous, as the real op's
 
 
 def _g_setup_context(ctx, inputs, output):

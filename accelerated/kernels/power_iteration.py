@@ -6,8 +6,11 @@ For each matrix $W_b \in \mathbb{R}^{m_b \times n_b}$ (a weight reshaped to
 $$v \leftarrow \frac{W^\top u}{\max(\lVert W^\top u \rVert, \epsilon)}, \qquad
 u \leftarrow \frac{W v}{\max(\lVert W v \rVert, \epsilon)}, \qquad \sigma = u^\top W v,$$
 
-exactly as `torch.nn.utils.parametrizations.spectral_norm` does, but one CUDA block per matrix and
-one launch for all of them. Like PyTorch's iteration this runs outside autograd: the returned
+in the order of Miyato et al.'s Algorithm 1 (v from u, then u from v), as `accelerated.ops` and
+`reference/` do, one CUDA block per matrix and one launch for all of them.
+`torch.nn.utils.parametrizations.spectral_norm` goes the other way round (u from its stored v
+first): one of its steps is one step here on $W^\top$ from $u$ = its `_v`, with u and v swapped
+(the same $\sigma$). Like PyTorch's iteration this runs outside autograd: the returned
 $\sigma$ carries no gradient; compute $\sigma = u^\top W v$ with autograd from the returned
 $u, v$ (as `accelerated.ops.spectral_norm` does) to differentiate through it.
 """

@@ -42,8 +42,10 @@ class ConditionalBatchNorm2d(nn.Module):
             raise ValueError(
                 f"this layer is conditioned on {self.num_classes} classes: pass labels y (B,)"
             )
-        gain = self.gain(y)[:, :, None, None]  # gamma_y: (B, C, 1, 1)
-        bias = self.bias(y)[:, :, None, None]  # beta_y: (B, C, 1, 1)
+        # gamma_y, beta_y: (B, C, 1, 1) in x_hat's dtype (under bf16 autocast the float32 tables
+        # would otherwise promote this output, and every element-wise op after it, to float32)
+        gain = self.gain(y)[:, :, None, None].to(x_hat.dtype)
+        bias = self.bias(y)[:, :, None, None].to(x_hat.dtype)
         return gain * x_hat + bias
 
     def extra_repr(self) -> str:

@@ -5,7 +5,8 @@ For pooled features $h$ (B, F) and labels $y$:
 $$D(x, y) = w^\top h + b + \langle \mathrm{embed}(y), h \rangle$$
 
 with a spectrally normalised linear layer and a spectrally normalised class embedding. With
-`num_classes == 0` only the linear term remains.
+`num_classes == 0` only the linear term remains. The head runs in float32 even under bf16
+autocast: its logits feed the losses, which are float32, and it is a few B x F products.
 """
 
 import torch
@@ -27,6 +28,13 @@ class ProjectionHead(nn.Module):
         self.embed = sn_embedding(num_classes, in_features, sn=sn) if num_classes else None
 
     def forward(self, h: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        device = h.device.type
+        if device not in ("cuda", "cpu"):  # e.g. meta tensors (FLOP counts): no autocast there
+            return self._logits(h.float(), y)
+        with torch.autocast(device, enabled=False):
+            return self._logits(h.float(), y)
+
+    def _logits(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         logits = self.linear(h)[:, 0]  # w^T h + b: (B,)
         if self.embed is None:
             return logits

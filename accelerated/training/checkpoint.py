@@ -16,19 +16,25 @@ malicious file would run code):
 | `best` | the run's best evaluation so far (metric, value, step), or None |
 
 Writing goes to a temporary file that is flushed, `fsync`ed and then `os.replace`d over the final
-name, so a crash or a full disk mid-write leaves the previous checkpoints untouched. The newest
-`keep` are kept. `best.pt` in the run folder is a checkpoint like the others, of the step that
-evaluated best: outside `checkpoints/`, so pruning never deletes it and resuming never starts
-from it.
+name, so a crash or a full disk mid-write leaves the previous checkpoints untouched; a failed
+write is an `OSError` naming the file (`torch.save`'s zip writer reports a full disk as a
+`RuntimeError`, which is translated). Pruning keeps the newest `keep` checkpoints that hold the
+step their name says, up to the step just written: a damaged file, one whose name lies about its
+step, and the checkpoints of later steps (a history the run left: by a rollback, or by a resume
+that fell back past damaged files) are deleted. `best.pt` in the run folder is a checkpoint like
+the others, of the step that evaluated best: outside `checkpoints/`, so pruning never deletes it
+and resuming never starts from it.
 
 Reading: a file that is no checkpoint at all (truncated, garbage: what a crash or a bad disk
-leaves) raises `DamagedCheckpoint`, and `latest` skips it for the next older one with a warning;
+leaves), or holds another step than its name says, raises `DamagedCheckpoint`, and `latest`
+skips it for the next older one with a warning;
 a file that references Python code, or is newer than this code, stops with `CheckpointError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pickle
 import random
@@ -66,11 +72,12 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     found = [p for p in folder.glob("step-*.pt") if _NAME.fullmatch(p.name)]
-    return sorted(found, key=lambda p: int(_NAME.fullmatch(p.name).group(1)))
+    return sorted(found, key=_step_of)
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """`torch.save` to a temporary file, fsync, rename over `path`; on error nothing changes."""
+    """`torch.save` to a temporary file, fsync, rename over `path`; on error nothing changes.
+    A failed write raises OSError naming the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -79,33 +86,88 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
+        failed = _write_error(err, tmp)
+        if failed is None:
+            raise
+        raise failed from None
+    _fsync_folder(path.parent)  # make the rename itself durable
+
+
+def _fsync_folder(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(directory)  # make the rename itself durable
+        os.fsync(directory)
     finally:
         os.close(directory)
 
 
+def _write_error(err: BaseException, path: Path) -> OSError | None:
+    """The OSError, naming `path`, that a failed write of `path` amounts to (None: not one).
+    torch.save's zip writer turns the OSError of a full disk into a RuntimeError
+    ("unexpected pos"), with the OSError as its context."""
+    cause = err
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__context__
+    if isinstance(cause, OSError):
+        if cause.filename is not None:
+            return cause if cause is not err else None
+        return OSError(cause.errno, cause.strerror or str(cause), str(path))
+    if isinstance(err, RuntimeError) and "unexpected pos" in str(err):
+        return OSError(errno.EIO, f"the write failed ({_first_sentence(err)})", str(path))
+    return None
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    """Text to a temporary file, then renamed over `path`: never a half-written file."""
+    """Text to a temporary file, fsynced, then renamed over `path`: never a half-written file.
+    A failed write raises OSError naming the file."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(text)
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
-        raise
+        failed = _write_error(err, tmp)
+        if failed is None:
+            raise
+        raise failed from None
+    _fsync_folder(path.parent)
 
 
 def save(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """Write the checkpoint of `step` and delete all but the newest `keep`. Raises OSError."""
+    """Write the checkpoint of `step`, then keep the newest `keep` good checkpoints up to it and
+    delete the rest (see the module's doc). Raises OSError (then nothing is deleted)."""
     path = write(path_for(run_dir, step), step, state)
-    for old in list_checkpoints(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
+    kept = 0
+    for old in reversed(list_checkpoints(run_dir)):
+        named = _step_of(old)
+        if named <= step and kept < keep and (old == path or _holds_its_step(old)):
+            kept += 1
+        else:
+            old.unlink(missing_ok=True)
     return path
+
+
+def newest_good(run_dir: Path) -> Path | None:
+    """The newest checkpoint that holds the step its name says (its tensors not read)."""
+    return next((p for p in reversed(list_checkpoints(run_dir)) if _holds_its_step(p)), None)
+
+
+def _step_of(path: Path) -> int:
+    return int(_NAME.fullmatch(path.name).group(1))
+
+
+def _holds_its_step(path: Path) -> bool:
+    """Whether `path` reads as a checkpoint of the step its name says (its tensors not read)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # damaged, unsafe, not a torch file: none of them is a good checkpoint
+        return False
+    return isinstance(state, dict) and state.get("step") == _step_of(path)
 
 
 def write(path: Path, step: int, state: dict[str, Any]) -> Path:
@@ -158,16 +220,23 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     return state
 
 
-def latest(run_dir: Path, map_location: str | torch.device = "cpu", warn=say):
-    """(path, state) of the newest checkpoint of a run that loads; damaged ones are skipped with a
-    warning (an unsafe or too-new file stops with its error). Raises CheckpointError if none."""
-    found = list_checkpoints(run_dir)
+def latest(run_dir: Path, map_location: str | torch.device = "cpu", warn=say,
+           at_most: int | None = None):
+    """(path, state) of the newest checkpoint of a run (of step `at_most` or earlier, if given)
+    that loads and holds the step its name says; others are skipped with a warning (an unsafe or
+    too-new file stops with its error). Raises CheckpointError if none."""
+    found = [p for p in list_checkpoints(run_dir) if at_most is None or _step_of(p) <= at_most]
     for path in reversed(found):
         try:
-            return path, load(path, map_location)
+            state = load(path, map_location)
+            if state.get("step") != _step_of(path):
+                raise DamagedCheckpoint(f"checkpoint {path} holds step {state.get('step')!r}, "
+                                        f"not the step {_step_of(path)} its name says")
+            return path, state
         except DamagedCheckpoint as err:
             warn(f"warning: skipping {err}")
-    raise CheckpointError(f"no usable checkpoint in {Path(run_dir) / FOLDER}")
+    before = "" if at_most is None else f" of step {at_most} or earlier"
+    raise CheckpointError(f"no usable checkpoint{before} in {Path(run_dir) / FOLDER}")
 
 
 @contextlib.contextmanager

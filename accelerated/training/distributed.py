@@ -74,6 +74,15 @@ def any_rank(ctx: Context, flag: bool) -> bool:
     return bool(t.item())
 
 
+def all_ranks(ctx: Context, ok: torch.Tensor) -> torch.Tensor:
+    """`ok` (a 0-d bool tensor) and-ed over the ranks, on the device: no wait for the value."""
+    if not ctx.distributed:
+        return ok
+    t = ok.to(torch.int32).reshape(1)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return t[0].bool()
+
+
 def broadcast(ctx: Context, obj: Any) -> Any:
     """Rank 0's `obj` on every rank (any picklable value)."""
     if not ctx.distributed:

@@ -4,11 +4,12 @@ Every `run.eval_every` steps (and at the last step) rank 0 draws `run.eval_sampl
 fixed noise, classes balanced, with the sampling generator (the EMA when on), and measures:
 
 - `fid`, `kid`, `kid_std` (`run.eval_metrics`): FID and KID against the training data, in the
-  offline random feature space (`"offline"`) or the paper's Inception (`"inception"`, which adds
-  `inception_score`). The data set's reference features are computed at the first evaluation and
-  cached under `data.cache_dir/metrics/`: the same file `python -m accelerated.evaluate` reads
-  (`accelerated.metrics.reference`). KID averages `KID_SUBSETS` random subsets (the evaluate
-  command: 100), which keeps an evaluation to seconds on a CPU;
+  offline random feature space (`"offline"`) or the standard FID Inception (`"inception"`, which
+  adds `inception_score` where torch-fidelity runs). The data set's reference features are
+  computed at the first evaluation and cached under `data.cache_dir/metrics/`: the same file
+  `python -m accelerated.evaluate` reads (`accelerated.metrics.reference`). KID averages
+  `KID_SUBSETS` random subsets (the evaluate command: 100), which keeps an evaluation to seconds
+  on a CPU (the offline features; the Inception takes a few images per second per core there);
 - on the built-in data set, its exact quality measure (`accelerated.data.builtin.quality`).
 
 When `run.best_metric` improves (`"fid"`, `"kid"`: lower is better; `"score"`: higher), the
@@ -53,6 +54,8 @@ class Evaluation:
             try:
                 net = feature_network(r.eval_metrics, r.inception_weights)
                 self.net = net.to(ctx.device).eval()
+                if net.note:
+                    say(f"note: {net.note}")
             except (ImportError, ValueError, InceptionWeightsError) as err:
                 error = f"run.eval_metrics = {r.eval_metrics!r}: {err}"
         error = broadcast(ctx, error)

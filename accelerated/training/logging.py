@@ -5,11 +5,16 @@ Each record is `{"step": ..., "kind": "train" | "eval" | "event", "time": second
 go to `<run>/tensorboard` as `kind/name`; if TensorBoard does not import, a warning is printed
 once and the run goes on with the JSON file alone. Messages go through `tqdm.write`, so they do
 not tear the progress bar.
+
+A crash or a full disk can leave the last line of `metrics.jsonl` torn (no newline): readers
+leave it out, and a resumed run cuts it off, with a warning, before it appends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +30,21 @@ def read_records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
 
 
+def _cut_torn_line(path: Path) -> None:
+    """Cut a torn last line (one without its newline) off `path`, with a warning."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0 or (fh.seek(size - 1), fh.read(1))[1] == b"\n":
+            return
+        fh.seek(0)
+        keep = fh.read().rfind(b"\n") + 1
+        fh.truncate(keep)
+    say(f"warning: {path} ended in a torn record ({size - keep} bytes, left by a crash or a full "
+        f"disk); cut it off before appending")
+
+
 def say(message: str) -> None:
     """Print a line to stderr without breaking a tqdm progress bar."""
     tqdm.write(message, file=sys.stderr)
@@ -36,7 +56,11 @@ class MetricsLog:
     def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = True):
         self.enabled = enabled
         self.start = time.monotonic()
-        self.file = open(Path(run_dir) / "metrics.jsonl", "a") if enabled else None
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.file = None
+        if enabled:
+            _cut_torn_line(self.path)
+            self.file = open(self.path, "a")
         self.writer = None
         if enabled and tensorboard:
             try:
@@ -51,8 +75,11 @@ class MetricsLog:
             return
         record = {"step": step, "kind": kind, "time": round(time.monotonic() - self.start, 3)}
         record.update(values)
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+        except OSError as err:  # e.g. a full disk: the line may be torn, resume cuts it off
+            raise OSError(err.errno, err.strerror or str(err), str(self.path)) from None
         if self.writer is not None:
             for name, value in values.items():
                 if isinstance(value, int | float):
@@ -60,7 +87,8 @@ class MetricsLog:
 
     def close(self) -> None:
         if self.file is not None:
-            self.file.close()
+            with contextlib.suppress(OSError):  # a failed write was reported when it happened
+                self.file.close()
             self.file = None
         if self.writer is not None:
             self.writer.close()

@@ -9,10 +9,12 @@ One **iteration** (step) is `d_steps` discriminator updates and one generator up
   slow learning rate; then the EMA of G, if on.
 
 Fault tolerance: a step whose loss or gradients are not finite is skipped (no optimiser update)
-and counted; after `run.max_bad_steps` in a row the run rolls back to its last checkpoint and
-draws fresh noise; after `run.max_rollbacks` it stops with `TrainingError`. SIGTERM or SIGINT
-finishes the current step, saves a checkpoint and returns (all ranks agree first). A checkpoint
-that cannot be written is reported and the previous one stays usable.
+and counted; after `run.max_bad_steps` in a row the run rolls back to its newest checkpoint from
+before that streak and draws fresh noise; after `run.max_rollbacks` it stops with
+`TrainingError`. SIGTERM or SIGINT finishes the current step, saves a checkpoint and returns (all
+ranks agree first). A checkpoint that cannot be written, or an evaluation that cannot be measured,
+is reported and training goes on. A loaded checkpoint's optimiser state takes this run's learning
+rates, betas and eps.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import math
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -43,7 +46,7 @@ from accelerated.training.batches import (
     real_batches,
     sample_noise,
 )
-from accelerated.training.distributed import Context, any_rank, barrier
+from accelerated.training.distributed import Context, all_ranks, any_rank, barrier
 from accelerated.training.ema import EMA
 from accelerated.training.evaluation import Evaluation
 from accelerated.training.logging import MetricsLog, say
@@ -56,13 +59,49 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. it kept diverging after every rollback)."""
 
 
-class Trainer:
-    """Models, optimisers, data and the run folder of one training run on one rank."""
+def write_config(cfg: TrainConfig, run_dir: Path) -> None:
+    """Write `cfg` as config.toml and config.json in `run_dir`, each by a rename, so a kill
+    mid-write leaves the previous file."""
+    texts = {"config.toml": to_toml(cfg), "config.json": json.dumps(to_dict(cfg), indent=2)}
+    for name, text in texts.items():
+        checkpoint.write_text_atomic(Path(run_dir) / name, text)
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, ctx: Context):
+
+class StepLosses(Mapping):
+    """One iteration's losses, read from the device only when first looked at (on log steps),
+    so an iteration does not wait for the GPU to report them."""
+
+    NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
+
+    def __init__(self, values: torch.Tensor):
+        self._values, self._read = values, None
+
+    def __getitem__(self, name: str) -> float:
+        if self._read is None:
+            self._read = dict(zip(self.NAMES, self._values.tolist(), strict=True))
+        return self._read[name]
+
+    def __iter__(self):
+        return iter(self.NAMES)
+
+    def __len__(self) -> int:
+        return len(self.NAMES)
+
+
+class Trainer:
+    """Models, optimisers, data and the run folder of one training run on one rank.
+
+    `run.bf16`, `run.channels_last` and fused Adam act on CUDA; `levers_anywhere=True` applies
+    them on any device (CI runs the fast path's twin on a CPU that way)."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, ctx: Context, levers_anywhere=False):
         self.cfg, self.run_dir, self.ctx = cfg, Path(run_dir), ctx
         dev, o, r = ctx.device, cfg.optim, cfg.run
         self.cuda = dev.type == "cuda"
+        levers = self.cuda or levers_anywhere
+        self.bf16 = levers and r.bf16
+        if self.cuda:
+            torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN times its algorithms once
         self.dataset = open_dataset(cfg.data.source, cfg.model.resolution, cfg.data.cache_dir)
         if self.dataset.num_classes != cfg.model.num_classes and cfg.model.num_classes != 0:
             raise ValueError(
@@ -73,13 +112,13 @@ class Trainer:
         self.evaluation = Evaluation(cfg, self.run_dir, ctx, self.dataset)
         torch.manual_seed(r.seed)  # the same initial weights on every rank
         G, D = build_models(cfg.model)
-        memory_format = torch.channels_last if (self.cuda and r.channels_last) else None
+        memory_format = torch.channels_last if (levers and r.channels_last) else None
         self.memory_format = memory_format or torch.contiguous_format
         self.G = G.to(dev, memory_format=self.memory_format)  # the plain modules
         self.D = D.to(dev, memory_format=self.memory_format)
         self.ema = EMA(self.G, o.ema_decay, o.ema_start) if o.ema else None
         betas = (o.beta1, o.beta2)
-        fused = True if self.cuda else None
+        fused = True if levers else None
         # --8<-- [start:ttur]
         # Two time-scale update rule: D learns 4x faster than G (4e-4 vs 1e-4), Adam beta1 0.
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=betas, eps=o.eps,
@@ -93,9 +132,10 @@ class Trainer:
             self.G_train = DDP(self.G, device_ids=ids)
             self.D_train = DDP(self.D, device_ids=ids)
         self.G_fake, self.D_score = self.G, self.D  # no-sync uses: fakes for D, scores for G
-        if r.compile:
-            self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
-            self.G_fake, self.D_score = torch.compile(self.G), torch.compile(self.D)
+        if r.compile:  # static shapes: D sees 2B images in its step and B in G's, each its graph
+            compiled = functools.partial(torch.compile, dynamic=False)
+            self.G_train, self.D_train = compiled(self.G_train), compiled(self.D_train)
+            self.G_fake, self.D_score = compiled(self.G), compiled(self.D)
         self.batch = o.batch_size // ctx.world_size  # per rank
         # a batch larger than the data set raises ValueError now, before anything is written
         StepBatches(self.dataset, self.batch, ctx.rank, ctx.world_size, r.seed)
@@ -133,28 +173,39 @@ class Trainer:
             self.ema.model.load_state_dict(state["G_ema"])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
+        self.apply_optimiser_settings()
         checkpoint.set_rng_state(state["rng"])
         self.counters.update(state["counters"])
         self.evaluation.restore(state.get("best"))
         self.step = state["step"]
 
+    def apply_optimiser_settings(self) -> None:
+        """This run's learning rates, betas and eps in the Adam param groups (a loaded state
+        brings the ones it was saved with; a resume with new settings must train with them)."""
+        o = self.cfg.optim
+        for opt, lr in ((self.opt_G, o.lr_g), (self.opt_D, o.lr_d)):
+            for group in opt.param_groups:
+                group.update(lr=lr, betas=(o.beta1, o.beta2), eps=o.eps)
+
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (rank 0); on OSError report it and go on."""
         path = None
         if self.ctx.is_main:
+            # during a streak of non-finite steps, its checkpoints push out no older one: the
+            # rollback goes back to one from before the streak
+            keep = self.cfg.run.keep_checkpoints + self.bad_in_a_row
             try:
-                path = checkpoint.save(self.run_dir, self.step, self.state(),
-                                       self.cfg.run.keep_checkpoints)
+                path = checkpoint.save(self.run_dir, self.step, self.state(), keep)
             except OSError as err:
-                found = checkpoint.list_checkpoints(self.run_dir)
-                kept = f"{found[-1]} is still usable" if found else "no earlier checkpoint exists"
+                found = checkpoint.newest_good(self.run_dir)
+                kept = f"{found} is still usable" if found else "no earlier checkpoint exists"
                 say(f"error: could not write the checkpoint of step {self.step} ({err}); {kept}")
                 self.log.write(self.step, "event", {"checkpoint_failed": str(err)})
         barrier(self.ctx)
         return path
 
     def rollback(self) -> None:
-        """Go back to the newest checkpoint after too many non-finite steps in a row."""
+        """Go back to the newest checkpoint from before the streak of non-finite steps."""
         rollbacks = self.counters["rollbacks"] + 1
         if rollbacks > self.cfg.run.max_rollbacks:
             raise TrainingError(
@@ -162,8 +213,9 @@ class Trainer:
                 f"{self.step}, after {rollbacks - 1} rollbacks (run.max_rollbacks). Try lower "
                 f"learning rates (optim.lr_d, optim.lr_g) or run.bf16 = false"
             )
-        path, state = checkpoint.latest(self.run_dir, self.ctx.device, warn=say)
         bad_at = self.step
+        path, state = checkpoint.latest(self.run_dir, self.ctx.device, warn=say,
+                                        at_most=self.step - self.bad_in_a_row)
         self.load(state, path)
         self.counters["rollbacks"] = rollbacks
         self.bad_in_a_row = 0
@@ -177,11 +229,11 @@ class Trainer:
 
     @contextlib.contextmanager
     def autocast(self, *modules: nn.Module):
-        """bfloat16 autocast on CUDA (when `run.bf16`), for one forward pass of `modules`.
+        """bfloat16 autocast (when `run.bf16`, on CUDA), for one forward pass of `modules`.
 
         Spectral norm is computed first, outside autocast, so its power iteration and sigma are
         float32; `parametrize.cached()` then hands those weights to the bf16 forward."""
-        if not (self.cuda and self.cfg.run.bf16):
+        if not self.bf16:
             yield
             return
         with parametrize.cached():
@@ -190,7 +242,7 @@ class Trainer:
                     if parametrize.is_parametrized(sub):
                         for name in sub.parametrizations:
                             getattr(sub, name)  # computes and caches W / sigma(W)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16):
                 yield
 
     def noise(self, purpose: int, index: int = 0):
@@ -199,12 +251,22 @@ class Trainer:
         return sample_noise(gen, self.batch, self.cfg.model.z_dim, self.cfg.model.num_classes,
                             self.ctx.device)
 
-    def finite(self, loss: torch.Tensor, params) -> bool:
-        """Whether the loss and all gradients are finite, on every rank."""
+    def finite(self, loss: torch.Tensor, params) -> torch.Tensor:
+        """Whether the loss and all gradients are finite, on every rank: a 0-d bool tensor on
+        the device, computed without waiting for it."""
         grads = [p.grad for p in params if p.grad is not None]
         norms = [loss.detach().float()] + [n.float() for n in torch._foreach_norm(grads)]
-        all_finite = bool(torch.isfinite(torch.stack(norms)).all())
-        return not any_rank(self.ctx, not all_finite)
+        return all_ranks(self.ctx, torch.isfinite(torch.stack(norms)).all())
+
+    @staticmethod
+    def step_if(opt: torch.optim.Optimizer, ok: torch.Tensor) -> None:
+        """`opt.step()` where `ok`: fused Adam skips the update on the device (its `found_inf`,
+        as under a GradScaler); another optimiser waits for `ok`."""
+        if opt.defaults.get("fused"):
+            opt.found_inf = (~ok).float().reshape(1)
+            opt.step()
+        elif ok:
+            opt.step()
 
     def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None, index: int):
         z, y_fake = self.noise(NOISE_D, index)
@@ -219,8 +281,7 @@ class Trainer:
         self.opt_D.zero_grad(set_to_none=True)
         loss.backward()
         ok = self.finite(loss, self.D.parameters())
-        if ok:
-            self.opt_D.step()
+        self.step_if(self.opt_D, ok)
         return loss.detach(), d_real.detach().mean(), d_fake.detach().mean(), ok
 
     def g_step(self):
@@ -236,13 +297,12 @@ class Trainer:
         finally:
             self.D.requires_grad_(True)
         ok = self.finite(loss, self.G.parameters())
-        if ok:
-            self.opt_G.step()
+        self.step_if(self.opt_G, ok)
         return loss.detach(), ok
 
-    def iteration(self, batches) -> dict[str, float]:
+    def iteration(self, batches) -> StepLosses:
         """One training step: `d_steps` D updates and one G update; returns the losses."""
-        d_ok = True
+        oks = []
         for i in range(self.cfg.optim.d_steps):
             real, y_real = next(batches)
             real = real.to(self.ctx.device, non_blocking=True)
@@ -250,15 +310,16 @@ class Trainer:
             if not self.cfg.model.conditional:
                 y_real = None
             loss_d, d_real, d_fake, ok = self.d_step(real, y_real, i)
-            d_ok &= ok
-            self.counters["skipped_d"] += not ok
+            oks.append(ok)
         loss_g, g_ok = self.g_step()
+        # the one wait of an iteration: the skip counters and the rollback rule need the flags
+        *d_oks, g_ok = torch.stack([*oks, g_ok]).tolist()
+        self.counters["skipped_d"] += d_oks.count(False)
         self.counters["skipped_g"] += not g_ok
         if self.ema and g_ok:
             self.ema.update(self.G, self.step)
-        self.bad_in_a_row = 0 if (d_ok and g_ok) else self.bad_in_a_row + 1
-        values = torch.stack([loss_d, loss_g, d_real, d_fake]).tolist()
-        return dict(zip(("loss_d", "loss_g", "d_real", "d_fake"), values, strict=True))
+        self.bad_in_a_row = 0 if (all(d_oks) and g_ok) else self.bad_in_a_row + 1
+        return StepLosses(torch.stack([loss_d, loss_g, d_real, d_fake]))
 
     # -- samples, figures, evaluation ----------------------------------------------------------
 
@@ -316,9 +377,15 @@ class Trainer:
         keep best.pt (rank 0; see `accelerated.training.evaluation`)."""
         n = self.cfg.run.eval_samples
         z, classes = self.fixed_noise(NOISE_EVAL, n, torch.arange(n) % self.dataset.num_classes)
-        values = self.evaluation.measure(self.generate, z, classes)
-        if self.cfg.data.source == "builtin":
-            values.update(self.twin_attention())
+        try:
+            values = self.evaluation.measure(self.generate, z, classes)
+            if self.cfg.data.source == "builtin":
+                values.update(self.twin_attention())
+        except (ValueError, torch.linalg.LinAlgError) as err:  # e.g. non-finite images
+            reason = " ".join(str(err).split())
+            say(f"warning: the evaluation of step {self.step} failed ({reason}); training goes on")
+            self.log.write(self.step, "event", {"evaluation_failed": reason})
+            return {}
         if values:
             self.log.write(self.step, "eval", values)
             self.last_quality, self.last_quality_step = values, self.step
@@ -347,13 +414,9 @@ class Trainer:
             say(f"{signal.Signals(signum).name}: finishing this step, then saving a checkpoint")
 
     def write_config(self) -> None:
-        """Write the run's config as config.toml and config.json (rank 0), each by a rename, so
-        a kill mid-write leaves the previous file; a resume records its overrides this way."""
+        """Write the run's config (rank 0); a resume records its overrides this way."""
         if self.ctx.is_main:
-            texts = {"config.toml": to_toml(self.cfg),
-                     "config.json": json.dumps(to_dict(self.cfg), indent=2)}
-            for name, text in texts.items():
-                checkpoint.write_text_atomic(self.run_dir / name, text)
+            write_config(self.cfg, self.run_dir)
 
     def start_new(self) -> None:
         """Write the config and the step-0 checkpoint of a new run (the first rollback target)."""

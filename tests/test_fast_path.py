@@ -1,0 +1,105 @@
+"""The fast path's pieces on a CPU: its twin (one `Trainer` iteration with bf16 autocast,
+channels-last, `torch.compile`, fused Adam and the kernel route through the CPU stand-ins of
+tests/kernel_stand_ins.py) against the plain iteration, and the dtypes and syncs of the step."""
+
+import kernel_stand_ins as stand_ins
+import pytest
+import torch
+
+from accelerated import backend, ops
+from accelerated.bench.trainer import config, synthetic_batches, synthetic_trainer
+from accelerated.kernels import attention
+from accelerated.layers.batchnorm import ConditionalBatchNorm2d
+from accelerated.layers.projection import ProjectionHead
+from accelerated.training.loop import StepLosses, Trainer
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def stand_in_kernels():
+    stand_ins.register_kernels()
+    yield
+    stand_ins.unregister_kernels()
+
+
+def test_fast_path_twin_matches_the_plain_iteration(stand_in_kernels, tmp_path):
+    runs = {}
+    for name, fast in (("plain", False), ("fast", True)):
+        cfg = config(
+            "tiny", overrides={"run.bf16": fast, "run.channels_last": fast, "run.compile": fast}
+        )
+        trainer = synthetic_trainer(cfg, CPU, tmp_path / name, levers_anywhere=fast)
+        calls = []
+
+        def counted(q, k, v, calls=calls):
+            calls.append(q.dtype)
+            return attention.forward_in_torch(q, k, v)
+
+        attention.attention_forward.register_kernel("cpu", counted)
+        torch._dynamo.reset()
+        try:
+            with ops.force_route(None), backend.force_backend("cupy" if fast else "torch"):
+                losses = trainer.iteration(synthetic_batches(cfg, CPU))
+        finally:
+            attention.attention_forward.register_kernel("cpu", attention.forward_in_torch)
+        runs[name] = (trainer, dict(losses), calls)
+    (plain, plain_losses, plain_calls), (fast, fast_losses, fast_calls) = runs.values()
+    assert plain_calls == [] and set(fast_calls) == {torch.bfloat16}  # the kernel route, in bf16
+    assert fast.opt_D.defaults["fused"] and fast.bf16 and fast.memory_format == torch.channels_last
+    assert fast.counters == plain.counters == {"skipped_d": 0, "skipped_g": 0, "rollbacks": 0}
+    for name, value in plain_losses.items():
+        assert fast_losses[name] == pytest.approx(value, abs=0.05), name
+    # Adam's first update moves each weight by about lr * sign(gradient): bf16 may flip the sign
+    # of a tiny gradient, not of most
+    for net, lr in (("G", plain.cfg.optim.lr_g), ("D", plain.cfg.optim.lr_d)):
+        diffs = torch.cat(
+            [
+                (a.detach() - b.detach()).abs().flatten()
+                for a, b in zip(
+                    getattr(plain, net).parameters(), getattr(fast, net).parameters(), strict=True
+                )
+            ]
+        )
+        assert diffs.max() <= 2.05 * lr and diffs.mean() <= 0.25 * lr, net
+
+
+def test_conditional_bn_keeps_the_activations_dtype():
+    """Bug: the float32 class gains and biases promoted bf16 activations (and everything after
+    them) to float32 under autocast."""
+    layer = ConditionalBatchNorm2d(4, num_classes=3)
+    x, y = torch.randn(2, 4, 3, 3, dtype=torch.bfloat16), torch.tensor([0, 2])
+    layer.bn.to(torch.bfloat16)
+    assert layer(x, y).dtype == torch.bfloat16
+    assert layer.float()(x.float(), y).dtype == torch.float32
+
+
+def test_projection_head_runs_in_float32_under_autocast():
+    """Bug: D's logits came out of a bf16 linear layer, while the losses are said float32."""
+    head = ProjectionHead(8, num_classes=3, sn=False)
+    h, y = torch.randn(5, 8).to(torch.bfloat16), torch.tensor([0, 1, 2, 0, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = head(h, y)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, head(h.float(), y))
+
+
+def test_fused_adam_skips_a_non_finite_step_on_the_device():
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([w], lr=0.1, fused=True)
+    w.grad = torch.tensor([1.0, float("nan"), 1.0])
+    Trainer.step_if(opt, torch.isfinite(w.grad).all())
+    assert torch.equal(w.detach(), torch.ones(3))
+    w.grad = torch.ones(3)
+    Trainer.step_if(opt, torch.isfinite(w.grad).all())
+    assert torch.all(w.detach() < 1) and opt.state[w]["step"].item() == 1  # the skip not counted
+
+
+def test_losses_are_read_from_the_device_only_when_looked_at(monkeypatch):
+    reads = []
+    values = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    losses = StepLosses(values)
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: reads.append(1) or t.numpy().tolist())
+    assert reads == []
+    assert {**losses} == {"loss_d": 1.0, "loss_g": 2.0, "d_real": 3.0, "d_fake": 4.0}
+    assert losses["loss_g"] == 2.0 and len(reads) == 1
