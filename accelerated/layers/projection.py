@@ -28,10 +28,12 @@ class ProjectionHead(nn.Module):
 
     def forward(self, h: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         device = h.device.type
+        if h.dtype in (torch.float16, torch.bfloat16):  # the head runs in float32 (or float64)
+            h = h.float()
         if device not in ("cuda", "cpu"):  # e.g. meta tensors (FLOP counts): no autocast there
-            return self._logits(h.float(), y)
+            return self._logits(h, y)
         with torch.autocast(device, enabled=False):
-            return self._logits(h.float(), y)
+            return self._logits(h, y)
 
     def _logits(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         logits = self.linear(h)[:, 0]  # w^T h + b: (B,)
