@@ -52,7 +52,7 @@ def test_the_attention_study_is_sagan_against_no_attention_and_a_residual_block(
         variants.by_name(["equal-lr"], study="attention")
 
 
-def test_the_recipe_study_ends_with_the_builtin_preset_unchanged():
+def test_the_recipe_study_ends_with_the_papers_rates_unchanged():
     chosen = variants.by_name(study="recipe")
-    assert chosen[-1].name == "builtin" and chosen[-1].overrides == variants.BASELINE
+    assert chosen[-1].name == "paper-rates" and chosen[-1].overrides == variants.BASELINE
     assert all(v.changes for v in chosen[:-1])
