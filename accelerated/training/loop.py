@@ -263,7 +263,7 @@ class Trainer:
         """`opt.step()` where `ok`: fused Adam skips the update on the device (its `found_inf`,
         as under a GradScaler); another optimiser waits for `ok`."""
         if opt.defaults.get("fused"):
-            opt.found_inf = (~ok).float().reshape(1)
+            opt.found_inf = (~ok).float()  # 0-d: the fused step subtracts it from its 0-d counts
             opt.step()
         elif ok:
             opt.step()
