@@ -19,7 +19,7 @@ def test_help_lists_every_field_with_default_and_doc(capsys):
     for info in C.fields_of():
         assert f"--{info.path}" in text
         assert info.doc and "".join(info.doc.split()) in squeezed, info.path
-    assert "(default: 0.0004)" in text  # optim.lr_d
+    assert "(default: 0.0004; builtin preset: 0.0008)" in text  # optim.lr_d
     assert "builtin preset: 16" in text  # model.resolution under the default preset
 
 
@@ -68,7 +68,8 @@ def test_layers_override_in_order_and_round_trip_through_toml(tmp_path):
     assert cfg.model.g_ch == 8 and cfg.model.g_attention == (8,)  # from the file
     assert cfg.optim.beta2 == 0.9  # from the file
     assert cfg.optim.lr_d == 3e-4  # the command line wins over the file
-    assert cfg.optim.lr_g == C.OptimConfig().lr_g  # untouched default
+    assert cfg.optim.lr_g == 2e-4  # from the preset
+    assert cfg.optim.eps == C.OptimConfig().eps  # untouched default
     assert C.from_dict(tomllib.loads(C.to_toml(cfg))) == cfg
     # The written TOML works as a --config file on its own.
     (tmp_path / "all.toml").write_text(C.to_toml(cfg))
