@@ -39,7 +39,7 @@ from accelerated.data import open_dataset
 from accelerated.models import attention_layers, build_models, named_attention_layers
 from accelerated.ops import hinge_loss_discriminator, hinge_loss_generator
 from accelerated.training import checkpoint, curves, figures
-from accelerated.training.attention_report import REPORT_IMAGES, gammas, twin_report
+from accelerated.training.attention_report import REPORT_IMAGES, gammas, recording, twin_report
 from accelerated.training.batches import (
     StepBatches,
     noise_generator,
@@ -352,14 +352,9 @@ class Trainer:
         z, y = self.fixed_noise(NOISE_GRID, n, classes)
         G = self.sampler()
         layers = attention_layers(G)
-        for layer in layers:
-            layer.store_attention = True
-        try:
+        with recording(layers):
             images = self.generate(z, y)
             maps = [layer.last_attention for layer in layers]
-        finally:
-            for layer in layers:
-                layer.store_attention, layer.last_attention = False, None
         name = f"step-{self.step:08d}.png"
         self.last_grid = self.run_dir / "samples" / name
         self.last_grid.parent.mkdir(exist_ok=True)
