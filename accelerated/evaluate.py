@@ -21,7 +21,7 @@ them and the training data to features:
 The data set's features are computed once per (data set, resolution, feature network, number of
 reference samples) and cached in `--cache-dir` (default: the run's `data.cache_dir`) under
 `metrics/`: float64 mean and covariance, and up to 10,000 feature rows for KID; a training run's
-evaluations write the same file (`accelerated.metrics.reference`). On the built-in
+evaluations write the same file (`accelerated.metrics.distances`). On the built-in
 data set the exact quality measure of `accelerated.data.builtin.quality` is reported as well.
 """
 
@@ -34,23 +34,19 @@ from pathlib import Path
 
 import torch
 
+from accelerated import checkpoint
 from accelerated import config as C
-from accelerated.cli import OneLineParser, seed
+from accelerated.cli import Parser, resolve_device, run, seed
 from accelerated.data import builtin, open_dataset
-from accelerated.metrics import feature_network, reference
-from accelerated.metrics.features import InceptionWeightsError
-from accelerated.sample import load_generator
-from accelerated.training import checkpoint
-from accelerated.training.distributed import resolve_device
-from accelerated.training.sampling import generate
+from accelerated.metrics import distances, feature_network
+from accelerated.models import generate, sample_noise
 
 PROG = "python -m accelerated.evaluate"
-KID_SUBSETS = 100  # Bińkowski et al.'s default
 QUALITY_SAMPLES = 10_000  # generated images kept for the built-in quality measure
 
 
-def make_parser() -> OneLineParser:
-    parser = OneLineParser(prog=PROG, description="FID, KID (and IS) of a trained SAGAN generator.")
+def make_parser() -> Parser:
+    parser = Parser(prog=PROG, description="FID, KID (and IS) of a trained SAGAN generator.")
     parser.add_argument("checkpoint", help="a checkpoint file (e.g. a run's best.pt), or a run "
                         "folder (newest checkpoint)")
     parser.add_argument("--out", required=True, help="JSON file to write the results to")
@@ -65,7 +61,7 @@ def make_parser() -> OneLineParser:
                         help="reference data set (default: the one the run trained on)")
     parser.add_argument("--reference-samples", type=int, default=None, metavar="N",
                         help=f"data set images for the reference (default: all, at most "
-                        f"{reference.MAX_REFERENCE})")
+                        f"{distances.MAX_REFERENCE})")
     parser.add_argument("--cache-dir", default=None, help="where reference features are cached")
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
     parser.add_argument("--seed", type=seed, default=0, help="noise and label seed (default: 0)")
@@ -80,10 +76,8 @@ def generated_features(G, model, net, args, device, builtin_quality: bool):
     """(Features of `args.num_samples` generated images, the built-in data set's quality measure
     of the first `QUALITY_SAMPLES` of them when `builtin_quality`, else None)."""
     gen = torch.Generator().manual_seed(args.seed)
-    z = torch.randn(args.num_samples, model.z_dim, generator=gen)
-    y = torch.randint(model.num_classes, (args.num_samples,), generator=gen) \
-        if model.num_classes else None
-    fake, images = reference.generated_features(
+    z, y = sample_noise(gen, args.num_samples, model.z_dim, model.num_classes, torch.device("cpu"))
+    fake, images = distances.generated_features(
         lambda z, y: generate(G, z, y, args.batch_size), z.to(device),
         None if y is None else y.to(device), net, args.batch_size,
         QUALITY_SAMPLES if builtin_quality else 0,
@@ -96,9 +90,9 @@ def generated_features(G, model, net, args, device, builtin_quality: bool):
 def check_args(args) -> None:
     if args.num_samples < 2:
         raise ValueError(f"--num-samples {args.num_samples}: FID needs at least 2 samples")
-    if args.metrics == "inception" and args.num_samples < reference.IS_SPLITS:
+    if args.metrics == "inception" and args.num_samples < distances.IS_SPLITS:
         raise ValueError(f"--num-samples {args.num_samples}: the Inception Score needs at least "
-                         f"{reference.IS_SPLITS} (one per split)")
+                         f"{distances.IS_SPLITS} (one per split)")
     if args.inception_weights is not None and args.metrics != "inception":
         raise ValueError("--inception-weights only applies with --metrics inception")
     if args.batch_size < 1:
@@ -111,7 +105,7 @@ def evaluate(args) -> dict:
     """Run the evaluation described by the parsed arguments; returns the results dictionary."""
     check_args(args)
     device = resolve_device(args.device)
-    G, model, path = load_generator(Path(args.checkpoint), device, ema=not args.no_ema)
+    G, model, path = checkpoint.load_generator(Path(args.checkpoint), device, ema=not args.no_ema)
     state = checkpoint.load(path)
     cfg = C.from_dict(state["config"])
     source = args.data or cfg.data.source
@@ -121,7 +115,7 @@ def evaluate(args) -> dict:
         print(f"{PROG}: note: {net.note}", file=sys.stderr)
 
     dataset = open_dataset(source, model.resolution, cache_dir)
-    ref, cache = reference.for_dataset(dataset, source, model.resolution, cache_dir, net,
+    ref, cache = distances.for_dataset(dataset, source, model.resolution, cache_dir, net,
                                        args.batch_size, device, args.reference_samples)
 
     # the exact quality measure needs the built-in data set's classes
@@ -134,7 +128,7 @@ def evaluate(args) -> dict:
         "num_samples": args.num_samples,
         "seed": args.seed,
         "reference": {"data": source, "samples": ref["count"], "cache": str(cache)},
-        **reference.compare(ref, fake, KID_SUBSETS),
+        **distances.compare(ref, fake),
     }
     if quality is not None:
         results["quality"] = quality
@@ -143,26 +137,22 @@ def evaluate(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    out = Path(args.out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)  # fail before the work, not after
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            results = evaluate(args)
-        for warning in caught:  # e.g. fewer samples than feature dimensions
-            print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
-        out.write_text(json.dumps(results, indent=2) + "\n")
-    except (ValueError, ImportError, InceptionWeightsError, checkpoint.CheckpointError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # a folder that cannot be written, a full disk
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
+    return run(PROG, lambda: write(args, Path(args.out)))
+
+
+def write(args, out: Path) -> None:
+    """Evaluate, write the results to `out` and print the headline."""
+    out.parent.mkdir(parents=True, exist_ok=True)  # fail before the work, not after
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        results = evaluate(args)
+    for warning in caught:  # e.g. fewer samples than feature dimensions
+        print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     line = f"FID {results['fid']:.4f}, KID {results['kid']['mean']:.5f}"
     if "inception_score" in results:
         line += f", IS {results['inception_score']['mean']:.2f}"
     print(f"{line} ({results['feature_network']}, {args.num_samples} samples); wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":

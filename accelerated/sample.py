@@ -19,18 +19,15 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from accelerated import config as C
-from accelerated.cli import OneLineParser, seed
-from accelerated.models import Generator
-from accelerated.training import checkpoint, figures
-from accelerated.training.distributed import resolve_device
-from accelerated.training.sampling import generate
+from accelerated import checkpoint, figures
+from accelerated.cli import Parser, resolve_device, run, seed
+from accelerated.models import generate
 
 PROG = "python -m accelerated.sample"
 
 
-def make_parser() -> OneLineParser:
-    parser = OneLineParser(prog=PROG, description="Draw images from a trained SAGAN generator.")
+def make_parser() -> Parser:
+    parser = Parser(prog=PROG, description="Draw images from a trained SAGAN generator.")
     parser.add_argument("checkpoint", help="a checkpoint file, or a run folder (newest checkpoint)")
     parser.add_argument("--out", required=True, help="folder to write the PNGs to")
     what = parser.add_mutually_exclusive_group()
@@ -48,20 +45,6 @@ def make_parser() -> OneLineParser:
                         help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not the EMA")
     return parser
-
-
-def load_generator(source: Path, device: torch.device, ema: bool = True):
-    """(G in evaluation mode, model config, checkpoint path) from a checkpoint or run folder."""
-    if source.is_dir():
-        path, state = checkpoint.latest(source, device)
-    else:
-        path, state = source, checkpoint.load(source, device)
-    with checkpoint.reading(path):
-        cfg = C.from_dict(state["config"])
-        G = Generator(cfg.model).to(device)
-        weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
-        G.load_state_dict(weights)
-    return G.eval(), cfg.model, path
 
 
 def labels_for(args, n: int, num_classes: int, gen: torch.Generator) -> torch.Tensor | None:
@@ -95,7 +78,7 @@ def draw(args) -> str:
     if args.columns < 1:
         raise ValueError("--columns must be at least 1")
     device = resolve_device(args.device)
-    G, model, path = load_generator(Path(args.checkpoint), device, ema=not args.no_ema)
+    G, model, path = checkpoint.load_generator(Path(args.checkpoint), device, ema=not args.no_ema)
     gen = torch.Generator().manual_seed(args.seed)
     if args.class_sheet:
         y = sheet_classes(args, model.num_classes).repeat_interleave(args.columns)
@@ -117,15 +100,7 @@ def draw(args) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    try:
-        print(f"wrote {draw(args)}")
-    except (ValueError, checkpoint.CheckpointError) as err:  # ConfigError is a ValueError
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # a folder that cannot be written, a full disk
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return run(PROG, lambda: print(f"wrote {draw(args)}"))
 
 
 if __name__ == "__main__":

@@ -25,25 +25,14 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from accelerated import checkpoint
 from accelerated import config as C
-from accelerated.cli import one_line
-from accelerated.training import checkpoint, distributed
-from accelerated.training.logging import say
-from accelerated.training.loop import Trainer, TrainingError, write_config
+from accelerated.cli import Parser, UserError, run, say
+from accelerated.training import distributed
+from accelerated.training.run import Run
 
 PROG = "python -m accelerated.train"
 LOCK = ".lock"  # in the run folder: held by the process training it
-
-
-class UsageError(Exception):
-    """A problem with the command line or settings (exit status 2)."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad command line in one line (exit 2), without the usage block."""
-
-    def error(self, message: str):
-        raise UsageError(f"{one_line(message)} (see --help)")
 
 
 def _default_text(info: C.FieldInfo, preset: dict) -> str:
@@ -67,7 +56,6 @@ def _metavar(kind) -> str:
 def make_parser() -> Parser:
     parser = Parser(
         prog=PROG,
-        allow_abbrev=False,
         usage="%(prog)s [--preset NAME] [--config FILE] [--resume RUN_DIR] "
         "[--SECTION.FIELD VALUE ...]",
         description="Train SAGAN. Settings: defaults <- --preset <- --config <- --section.field "
@@ -103,28 +91,28 @@ def build_config(args: argparse.Namespace) -> tuple[C.TrainConfig, Path | None]:
         return C.build(args.preset or C.DEFAULT_PRESET, args.config, overrides), None
     run_dir = Path(args.resume)
     if args.preset:
-        raise UsageError("--preset cannot be combined with --resume: a resumed run keeps its "
+        raise UserError("--preset cannot be combined with --resume: a resumed run keeps its "
                          "saved config (override single fields instead)")
     return C.build(None, args.config, overrides, base=saved_config(run_dir)), run_dir
 
 
 def saved_config(run_dir: Path) -> C.TrainConfig:
-    """The config a run saved in its `config.json`; UsageError if there is none or it is damaged."""
+    """The config a run saved in its `config.json`; UserError if there is none or it is damaged."""
     saved = run_dir / "config.json"
     if not saved.is_file():
-        raise UsageError(f"--resume {run_dir}: no run there ({saved} is missing)")
+        raise UserError(f"--resume {run_dir}: no run there ({saved} is missing)")
     damaged = f"--resume {run_dir}: {saved} is damaged"
     hint = "restore it (the run's config.toml holds the same settings) or start a new run"
     try:
         values = json.loads(saved.read_text())
     except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
-        raise UsageError(f"{damaged} ({err}); {hint}") from None
+        raise UserError(f"{damaged} ({err}); {hint}") from None
     if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
-        raise UsageError(f"{damaged} (not sections of settings); {hint}")
+        raise UserError(f"{damaged} (not sections of settings); {hint}")
     try:
         return C.from_dict(values)
     except C.ConfigError as err:
-        raise UsageError(f"{damaged} ({err}); {hint}") from None
+        raise UserError(f"{damaged} ({err}); {hint}") from None
 
 
 def new_run_dir(cfg: C.TrainConfig) -> Path:
@@ -133,7 +121,7 @@ def new_run_dir(cfg: C.TrainConfig) -> Path:
     never exists without its config (and can always be continued with --resume)."""
     cfg.run.name = cfg.run.name or datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(cfg.run.out_dir) / cfg.run.name
-    exists = UsageError(f"run folder {run_dir} already exists: choose another --run.name, or "
+    exists = UserError(f"run folder {run_dir} already exists: choose another --run.name, or "
                         f"continue that run with --resume {run_dir}")
     if run_dir.exists() or run_dir.is_symlink():
         raise exists
@@ -141,7 +129,7 @@ def new_run_dir(cfg: C.TrainConfig) -> Path:
     building = Path(tempfile.mkdtemp(prefix=f".{cfg.run.name}.", suffix=".new",
                                      dir=run_dir.parent))
     try:
-        write_config(cfg, building)
+        C.write_config(cfg, building)
         os.rename(building, run_dir)  # fails if a folder of that name has appeared meanwhile
     except BaseException as err:
         shutil.rmtree(building, ignore_errors=True)
@@ -153,13 +141,13 @@ def new_run_dir(cfg: C.TrainConfig) -> Path:
 
 def lock_run(run_dir: Path):
     """An exclusive lock on the run folder (its `.lock` file), held while the returned file is
-    open: the lock ends with the process, however it ends. UsageError if another holds it."""
+    open: the lock ends with the process, however it ends. UserError if another holds it."""
     lock = open(run_dir / LOCK, "a")  # never truncated nor deleted: the lock is on the inode
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.close()
-        raise UsageError(f"run folder {run_dir} is in use by another training process: wait for "
+        raise UserError(f"run folder {run_dir} is in use by another training process: wait for "
                          f"it to end (or stop it) before continuing the run") from None
     return lock
 
@@ -174,39 +162,39 @@ def prepare(argv: list[str] | None):
     if ctx.is_main and resume_dir is None:
         try:
             run_dir = new_run_dir(cfg)
-        except (UsageError, OSError) as err:
+        except (UserError, OSError) as err:
             error = str(err)
     error, run_dir = distributed.broadcast(ctx, (error, run_dir))
     if error:
         distributed.teardown(ctx)
-        raise UsageError(error)
+        raise UserError(error)
     cfg.run.name = run_dir.name
     return cfg, run_dir, ctx, resume_dir is not None
 
 
-def report(trainer: Trainer, outcome: str) -> None:
+def report(trainer: Run, outcome: str) -> None:
     """What the run did and where its results are (rank 0)."""
-    r, step = trainer.cfg.run, trainer.step
-    elapsed = getattr(trainer, "elapsed", 0)
+    r, step, seen = trainer.cfg.run, trainer.step, trainer.observer
+    elapsed = trainer.elapsed
     rate = f" in {elapsed / 60:.1f} min" if elapsed >= 60 else f" in {elapsed:.0f} s"
     if outcome == "stopped":
         print(f"stopped at step {step}{rate}; checkpoint saved. Continue with: "
               f"{PROG} --resume {trainer.run_dir}")
     else:
         print(f"done: {step} steps{rate} -> {trainer.run_dir}")
-    if trainer.last_quality is not None:
+    if seen.last_quality is not None:
         which = "EMA generator" if trainer.ema else "generator"
-        found = trainer.last_quality
+        found = seen.last_quality
         values = ", ".join(f"{k} {v:.3f}" for k, v in found.items() if not k.startswith("twin"))
-        when = "final quality" if trainer.last_quality_step == step else (
-            f"quality at step {trainer.last_quality_step}")
+        when = "final quality" if seen.last_quality_step == step else (
+            f"quality at step {seen.last_quality_step}")
         print(f"{when} ({r.eval_samples} samples, {which}): {values}")
         twins = [f"{k[5:]} {v:.2f} ({found['twin_chance/' + k[5:]]:.2f})"
                  for k, v in found.items() if k.startswith("twin/")]
         if twins:
             print(f"attention of queries on one twin to the other (chance): {', '.join(twins)}")
-    if trainer.last_grid is not None:
-        print(f"samples: {trainer.last_grid}")
+    if seen.last_grid is not None:
+        print(f"samples: {seen.last_grid}")
         print(f"attention maps: {trainer.run_dir / 'attention'}")
     skipped = trainer.counters
     if skipped["skipped_d"] or skipped["skipped_g"] or skipped["rollbacks"]:
@@ -214,43 +202,27 @@ def report(trainer: Trainer, outcome: str) -> None:
               f"rollbacks {skipped['rollbacks']}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg, run_dir, ctx, resuming = prepare(argv)
-    except (UsageError, C.ConfigError, ValueError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+def train_run(cfg: C.TrainConfig, run_dir: Path, ctx, resuming: bool) -> int:
+    """Train the prepared run (locked, resumed where asked); exit status 0 or 130."""
     lock, started = None, resuming  # started: the run folder holds a run worth keeping
     try:
         if ctx.is_main:
             lock = lock_run(run_dir)
         state = None
         if resuming and checkpoint.list_checkpoints(run_dir):
-            # checked before Trainer() writes anything into the run folder
+            # checked before Run() writes anything into the run folder
             path, state = checkpoint.latest(run_dir, ctx.device, warn=say)
             with checkpoint.reading(path):
                 checkpoint.check_compatible(state, C.to_dict(cfg), path)
         elif resuming and ctx.is_main:
             say(f"{run_dir} has no checkpoint (it stopped before its first): starting at step 0")
-        try:
-            trainer = Trainer(cfg, run_dir, ctx)
-        except ValueError as err:  # e.g. the data set does not fit the model
-            print(f"{PROG}: error: {err}", file=sys.stderr)
-            return 2
-        except (MemoryError, RuntimeError) as err:
-            if isinstance(err, RuntimeError) and "allocate" not in str(err):
-                raise
-            reason = " ".join(str(err).split()) or type(err).__name__
-            print(f"{PROG}: error: not enough memory to set up this run ({reason}): use smaller "
-                  f"sizes (model.g_ch, model.d_ch, optim.batch_size, run.eval_samples)",
-                  file=sys.stderr)
-            return 1
+        trainer = set_up(cfg, run_dir, ctx)
         if state is not None:
             with checkpoint.reading(path):
                 trainer.load(state, path)
             trainer.write_config()  # with this resume's overrides, for the next one
             if ctx.is_main:
-                print(f"resuming {run_dir} at step {trainer.step} from {path}", file=sys.stderr)
+                say(f"resuming {run_dir} at step {trainer.step} from {path}")
         else:
             trainer.start_new()
         started = True
@@ -258,26 +230,43 @@ def main(argv: list[str] | None = None) -> int:
         if ctx.is_main:
             report(trainer, outcome)
         return 0
-    except UsageError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    except (checkpoint.CheckpointError, TrainingError, OSError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:  # Ctrl-C before training began, or a second one during it
         if started:
-            print(f"{PROG}: interrupted; continue from the newest complete checkpoint with: "
-                  f"{PROG} --resume {run_dir}", file=sys.stderr)
+            say(f"{PROG}: interrupted; continue from the newest complete checkpoint with: "
+                f"{PROG} --resume {run_dir}")
         else:
-            print(f"{PROG}: interrupted before the run's first checkpoint; nothing was kept",
-                  file=sys.stderr)
+            say(f"{PROG}: interrupted before the run's first checkpoint; nothing was kept")
         return 130
     finally:
         if ctx.is_main and lock is not None:
             if not started:  # a new run that failed to start: its folder goes
                 shutil.rmtree(run_dir, ignore_errors=True)
             lock.close()
-        distributed.teardown(ctx)
+
+
+def set_up(cfg: C.TrainConfig, run_dir: Path, ctx) -> Run:
+    """The run's `Run`; running out of memory while building it is a one-line error."""
+    try:
+        return Run(cfg, run_dir, ctx)
+    except (MemoryError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "allocate" not in str(err):
+            raise
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise UserError(f"not enough memory to set up this run ({reason}): use smaller sizes "
+                        f"(model.g_ch, model.d_ch, optim.batch_size, run.eval_samples)",
+                        exit_code=1) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    def body() -> int:
+        cfg, run_dir, ctx, resuming = prepare(argv)
+        try:
+            return train_run(cfg, run_dir, ctx, resuming)
+        finally:
+            distributed.teardown(ctx)
+
+    # a checkpoint that cannot be resumed, like a diverged run, is a failed job here (1)
+    return run(PROG, body, exit_codes={checkpoint.CheckpointError: 1})
 
 
 if __name__ == "__main__":

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import torch
 
+from accelerated import checkpoint
 from accelerated import config as C
 from accelerated.data import builtin
-from accelerated.models import Generator
-from accelerated.training import checkpoint
-from accelerated.training.batches import noise_generator
-from accelerated.training.loop import NOISE_EVAL
-from accelerated.training.sampling import generate
+from accelerated.models import Generator, generate
+from accelerated.training.observe import NOISE_EVAL, fixed_noise
 
 KEYS = ("score", "diversity", "agreement", "well_formed", "symmetry")
 
@@ -32,9 +30,8 @@ def scores(run: Path) -> dict[str, dict[str, float]]:
     _, state = checkpoint.latest(run)
     cfg = C.from_dict(state["config"])
     n = cfg.run.eval_samples
-    gen = noise_generator(torch.device("cpu"), cfg.run.seed, NOISE_EVAL)
-    z = torch.randn(n, cfg.model.z_dim, generator=gen)
-    y = torch.arange(n) % cfg.model.num_classes
+    classes = torch.arange(n) % cfg.model.num_classes
+    z, y = fixed_noise(cfg, torch.device("cpu"), NOISE_EVAL, n, classes)
     found = {"step": state["step"]}
     for key in ("G", "G_ema"):
         G = Generator(cfg.model)

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
+from accelerated import checkpoint, figures
 from accelerated import config as C
 from accelerated.data import builtin
+from accelerated.figures import curves
 from accelerated.models import build_models, named_attention_layers
-from accelerated.training import checkpoint, curves, figures
 from accelerated.training.attention_report import recording, twin_report
 
 SAMPLES = 2000

@@ -41,12 +41,12 @@ import numpy as np
 import torch
 
 import accelerated
+from accelerated.checkpoint import load_generator
 from accelerated.data import builtin
 from accelerated.layers import SelfAttention
 from accelerated.metrics.twins import twin_attention
 from accelerated.models import build_models, named_attention_layers
 from accelerated.ops import self_attention as torch_self_attention
-from accelerated.sample import load_generator
 from accelerated.training.attention_report import recording
 from reference.attention import attention_dims, self_attention_backward
 from reference.attention import self_attention as numpy_self_attention

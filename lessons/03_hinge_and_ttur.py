@@ -131,7 +131,8 @@ assert np.allclose(-theta / TTUR_LR_D, 20, rtol=0.1)
 
 # %% [markdown]
 # The reference step is the arithmetic of `torch.optim.Adam`, which the training loop uses
-# (`accelerated/training/loop.py`, shown next to the NumPy code on the *Equations and code* page):
+# (`accelerated/training/gan_step.py`, shown next to the NumPy code on the *Equations and code*
+# page):
 
 # %%
 w_numpy = rng.standard_normal(5)

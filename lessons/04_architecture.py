@@ -30,12 +30,12 @@ import torch
 from IPython.display import SVG, Code, display
 
 import accelerated
+from accelerated.checkpoint import load_generator
 from accelerated.data import builtin
 from accelerated.layers import ConditionalBatchNorm2d, ProjectionHead, SelfAttention
 from accelerated.models import ARCHITECTURES, ModelConfig, attention_layers, build_models
 from accelerated.models.blocks import DBlock, GBlock
 from accelerated.models.param_count import count_parameters, parameter_count_formula
-from accelerated.sample import load_generator
 from reference.attention import attention_dims
 
 _ = torch.manual_seed(0)

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 import accelerated
+from accelerated.checkpoint import load_generator
 from accelerated.data import builtin
 from accelerated.metrics.twins import twin_attention, twin_cells
 from accelerated.models import build_models, named_attention_layers
-from accelerated.sample import load_generator
 from accelerated.training.attention_report import recording
 
 # tqdm.auto (the progress bar) warns in Jupyter without ipywidgets; the bar is off here anyway.

@@ -32,8 +32,8 @@ import sys
 import torch
 
 from accelerated import train
-from accelerated.training import logging as run_logging
-from accelerated.training import loop
+from accelerated.training import gan_step, run
+from accelerated.training import metrics_log as run_logging
 
 PART = 64 * 1024  # bytes of a checkpoint written before a `write` fault
 
@@ -83,14 +83,19 @@ def main() -> int:
     step, phase, fault, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 
     if phase == "step":
-        g_step = loop.Trainer.g_step
+        iteration, g_step, at = run.Run.iteration, gan_step.GANStep.g_step, []
 
-        def g_step_with_fault(self):
-            if self.step + 1 == step:
+        def iteration_noting_the_step(self, batches):
+            at[:] = [self.step + 1]
+            return iteration(self, batches)
+
+        def g_step_with_fault(self, z, y):  # after the D step of step `step`, before G's
+            if at == [step]:
                 strike(fault)
-            return g_step(self)
+            return g_step(self, z, y)
 
-        loop.Trainer.g_step = g_step_with_fault
+        run.Run.iteration = iteration_noting_the_step
+        gan_step.GANStep.g_step = g_step_with_fault
     elif phase == "log":
         write = run_logging.MetricsLog.write
 

@@ -15,13 +15,13 @@ from PIL import Image
 from scipy.stats import mannwhitneyu
 from torch.nn.utils import parametrize
 
+from accelerated import checkpoint
 from accelerated import config as C
 from accelerated.ablation import plot, variants
 from accelerated.ablation.__main__ import main
 from accelerated.ablation.runs import Schedule, plan
 from accelerated.models import attention_layers, build_models
 from accelerated.models.blocks import DBlock, GBlock
-from accelerated.training import checkpoint
 
 TINY = ["--preset", "tiny", "--steps", "4", "--eval-every", "2", "--eval-samples", "32",
         "--jobs", "1", "--no-progress"]

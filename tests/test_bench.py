@@ -102,10 +102,10 @@ def test_a_failing_row_does_not_stop_the_others(monkeypatch):
     say) ended the whole run."""
     prepare = step.prepare
 
-    def broken(preset, batch, levers, device, workdir):
+    def broken(preset, batch, levers, device):
         if levers.fused_adam:
             raise AssertionError("expected size 2==2, stride 512==64")
-        return prepare(preset, batch, levers, device, workdir)
+        return prepare(preset, batch, levers, device)
 
     monkeypatch.setattr(step, "prepare", broken)
     finished = []
@@ -164,17 +164,16 @@ def test_gpu_check_dry_run_reports_a_broken_plan(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 0 and "over 480 s" in err and "no row 'turbo'" in err
 
 
-def test_fused_adam_lever_swaps_the_trainers_optimisers(tmp_path):
-    from accelerated.bench.trainer import config, synthetic_trainer
+def test_fused_adam_lever_is_the_training_setting():
+    from accelerated.bench.trainer import config, synthetic_gan
 
-    trainer = synthetic_trainer(config("tiny"), torch.device("cpu"), tmp_path)
-    params = [p for g in trainer.opt_D.param_groups for p in g["params"]]
-    step.set_adam(trainer, fused=True)
-    assert trainer.opt_D.defaults["fused"] and trainer.opt_G.defaults["fused"]
-    assert [p for g in trainer.opt_D.param_groups for p in g["params"]] == params
-    assert trainer.opt_D.defaults["lr"] == trainer.cfg.optim.lr_d
-    step.set_adam(trainer, fused=False)
-    assert not trainer.opt_D.defaults["fused"]
+    for fused in (True, False):
+        cfg = config("tiny", overrides=step.Levers(fused_adam=fused).settings())
+        gan = synthetic_gan(cfg, torch.device("cpu"), levers_anywhere=True)
+        assert bool(gan.opt_D.defaults["fused"]) == bool(gan.opt_G.defaults["fused"]) == fused
+        assert [p for g in gan.opt_D.param_groups for p in g["params"]] == list(
+            gan.D.parameters())
+        assert gan.opt_D.defaults["lr"] == cfg.optim.lr_d
 
 
 def test_peak_table_picks_the_part_by_device_name():

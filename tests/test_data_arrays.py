@@ -128,7 +128,7 @@ def test_wrong_resolution_and_empty_sets_are_errors(tmp_path):
 
 
 def test_bench_measures_every_way_and_refuses_tiny_sets(tmp_path):
-    from accelerated.data.bench import measure
+    from accelerated.bench.loader import measure
 
     write(tmp_path, n=24)
     threads = torch.get_num_threads()

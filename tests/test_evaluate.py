@@ -8,12 +8,11 @@ import pytest
 import torch
 from _inception import random_inception_weights, require_fid_network
 
+from accelerated import checkpoint, evaluate, train
 from accelerated import config as C
-from accelerated import evaluate, train
 from accelerated.data import builtin
-from accelerated.metrics import RandomConvFeatures, features, reference
+from accelerated.metrics import RandomConvFeatures, distances, features
 from accelerated.models import Generator
-from accelerated.training import checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +48,7 @@ def test_results_are_written_and_the_reference_is_cached(run_dir, tmp_path, monk
     def must_not_run(*args):
         raise AssertionError("the cached reference was recomputed")
 
-    monkeypatch.setattr(reference, "reference_features", must_not_run)
+    monkeypatch.setattr(distances, "reference_features", must_not_run)
     code, again = evaluate_cli(run_dir, tmp_path)
     assert code == 0
     assert json.loads(again.read_text()) == results  # cached and deterministic
@@ -96,7 +95,7 @@ def test_a_checkpoint_of_the_default_run_is_evaluated_end_to_end(tmp_path, monke
     def must_not_run(*args):
         raise AssertionError("the reference the training run cached was recomputed")
 
-    monkeypatch.setattr(reference, "reference_features", must_not_run)
+    monkeypatch.setattr(distances, "reference_features", must_not_run)
     out = tmp_path / "results.json"
     assert evaluate.main([str(run_dir), "--out", str(out), "--num-samples", "1000",
                           "--device", "cpu"]) == 0
@@ -147,12 +146,12 @@ def test_inception_metrics_end_to_end_where_weights_are_supplied(run_dir, tmp_pa
 
 
 def test_the_cache_file_depends_on_everything_the_reference_does(tmp_path):
-    base = reference.reference_cache(tmp_path, "builtin", 16, "net-a", 300)
+    base = distances.reference_cache(tmp_path, "builtin", 16, "net-a", 300)
     assert base.parent == tmp_path / "metrics"
     others = [
-        reference.reference_cache(tmp_path, "builtin", 32, "net-a", 300),
-        reference.reference_cache(tmp_path, "builtin", 16, "net-b", 300),
-        reference.reference_cache(tmp_path, "builtin", 16, "net-a", 301),
+        distances.reference_cache(tmp_path, "builtin", 32, "net-a", 300),
+        distances.reference_cache(tmp_path, "builtin", 16, "net-b", 300),
+        distances.reference_cache(tmp_path, "builtin", 16, "net-a", 301),
     ]
     assert len({base, *others}) == 4
 

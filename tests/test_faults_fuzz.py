@@ -29,13 +29,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from accelerated import checkpoint, evaluate, sample, train
 from accelerated import config as C
-from accelerated import evaluate, sample, train
 from accelerated.data import arrays
 from accelerated.data import prepare as data_prepare
 from accelerated.data.folder import UnusableImage, load_image
 from accelerated.models.architectures import ARCHITECTURES
-from accelerated.training import checkpoint
 
 FIELDS = {f.path: f for f in C.fields_of()}
 IMAGE_SUFFIXES = [".png", ".jpg", ".bmp", ".gif", ".ppm", ".tiff", ".webp"]
@@ -133,9 +132,10 @@ def assert_nothing_changed(place) -> None:
 # Strategies: bad values of every kind
 
 
-def rejected(value: str, kind) -> bool:
+def rejected(value, kind) -> bool:
+    """Whether a flag's text (or a TOML file's value) is refused for a field of type `kind`."""
     try:
-        C.coerce(value, kind, "x")
+        (C.parse_flag if isinstance(value, str) else C.check)(value, kind, "x")
     except C.ConfigError:
         return True
     return False

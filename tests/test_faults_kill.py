@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from accelerated.training import checkpoint
-from accelerated.training.logging import read_records
+from accelerated import checkpoint
+from accelerated.training.metrics_log import read_records
 
 STEPS = 6
 SETTINGS = ["--preset", "tiny", "--run.steps", str(STEPS), "--run.checkpoint_every", "1",

@@ -4,15 +4,12 @@ torch-fidelity wrapper's error paths (the Inception's real-weight tests: test_fi
 
 import math
 import sys
-import time
 import types
 import urllib.error
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from _inception import require_fid_network
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,7 +24,7 @@ from accelerated.metrics.features import (
     feature_network,
     resize_bilinear_tf1,
 )
-from accelerated.metrics.statistics import FeatureStatistics, feature_statistics, gather_rows
+from accelerated.metrics.statistics import FeatureStatistics, feature_statistics
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -153,49 +150,6 @@ def test_statistics_validate_their_input():
     with pytest.raises(ValueError, match="dim"):
         FeatureStatistics(0)
 
-
-# ---- DDP: two gloo processes -------------------------------------------------------------------
-
-DDP_ROWS = (7, 12)  # unequal shares of 19 samples
-
-
-def _ddp_worker(rank: int, store: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
-        f = torch.from_numpy(gaussian_features(0, sum(DDP_ROWS), 3))
-        mine = f[: DDP_ROWS[0]] if rank == 0 else f[DDP_ROWS[0] :]
-        stats = FeatureStatistics(3)
-        for batch in mine.split(5):
-            stats.update(batch)
-        mu, sigma = stats.compute()
-        local_mu, _ = stats.compute(all_reduce=False)
-        torch.save(
-            {"mu": mu, "sigma": sigma, "local_mu": local_mu, "rows": gather_rows(mine)},
-            f"{out}.{rank}",
-        )
-    finally:
-        dist.destroy_process_group()
-
-
-def test_statistics_and_rows_combine_across_two_ddp_processes(tmp_path):
-    # fork: the children need nothing re-imported (spawn would re-import this module, seconds)
-    args = (str(tmp_path / "store"), str(tmp_path / "out"))
-    workers = mp.start_processes(_ddp_worker, args, nprocs=2, join=False, start_method="fork")
-    deadline = time.monotonic() + 120
-    while not workers.join(timeout=1):  # raises if a worker failed
-        if time.monotonic() > deadline:
-            for process in workers.processes:
-                process.kill()
-            pytest.fail("the two DDP workers did not finish within 120 s")
-    f = torch.from_numpy(gaussian_features(0, sum(DDP_ROWS), 3))
-    mu, sigma = feature_statistics(f)
-    for rank in range(2):
-        got = torch.load(tmp_path / f"out.{rank}")
-        torch.testing.assert_close(got["mu"], mu, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(got["sigma"], sigma, rtol=1e-10, atol=1e-10)
-        assert torch.equal(got["rows"], f)  # rank order, unequal counts
-    mine = f[: DDP_ROWS[0]]
-    torch.testing.assert_close(torch.load(tmp_path / "out.0")["local_mu"], mine.mean(0))
 
 
 # ---- feature networks -------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from accelerated import sample, train
-from accelerated.training import figures
+from accelerated.figures import images as figures
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
-from accelerated.training import checkpoint
-from accelerated.training.checkpoint import CheckpointError
+from accelerated import checkpoint, files
+from accelerated.checkpoint import CheckpointError
 
 
 class Exploit:
@@ -61,14 +61,13 @@ class FullDisk(io.FileIO):
 
 def test_full_disk_inside_the_real_torch_save_is_an_oserror_naming_the_file(tmp_path, monkeypatch):
     checkpoint.save(tmp_path, 1, {"x": torch.ones(3)}, keep=3)
-    monkeypatch.setattr(checkpoint, "open", lambda path, mode: FullDisk(path, mode),
-                        raising=False)
+    monkeypatch.setattr(files, "open", lambda path, mode: FullDisk(path, mode), raising=False)
     with pytest.raises(OSError) as err:  # the zip writer raises RuntimeError("unexpected pos")
         checkpoint.save(tmp_path, 2, {"x": torch.zeros(10_000)}, keep=3)
     assert err.value.errno == errno.ENOSPC
     assert err.value.filename == str(tmp_path / "checkpoints" / ".step-00000002.pt.tmp")
     with pytest.raises(OSError, match=r"No space left on device: .*\.best\.json\.tmp"):
-        checkpoint.write_text_atomic(tmp_path / "best.json", "x" * 10_000)
+        files.write_text_atomic(tmp_path / "best.json", "x" * 10_000)
     monkeypatch.undo()
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000001.pt"]
     assert not (tmp_path / "best.json").exists() and not (tmp_path / ".best.json.tmp").exists()

@@ -1,10 +1,11 @@
-"""A run's curves (`accelerated.training.curves`): the panels follow what was logged."""
+"""A run's curves (`accelerated.figures.curves`): the panels follow what was logged."""
 
 import json
 
 from PIL import Image
 
-from accelerated.training import curves
+from accelerated.figures import curves
+from accelerated.training.metrics_log import read_records
 
 
 def write(folder, records):
@@ -23,10 +24,11 @@ def test_panels_follow_the_records_and_a_redone_step_keeps_its_later_value(tmp_p
                       "twin attention (dotted: chance)"]  # no FID, no diversity logged
     assert curves._series(records, "train", "gamma/G8") == ([1, 2], [0.0, 0.2])
     write(tmp_path, records)
-    path = curves.draw(tmp_path)
+    path = curves.draw(read_records(tmp_path), tmp_path)
     with Image.open(path) as image:
         assert image.size[0] > 4 * image.size[1] / 2
 
 
 def test_nothing_logged_draws_nothing(tmp_path):
-    assert curves.draw(tmp_path) is None and not (tmp_path / curves.FILE).exists()
+    assert curves.draw(read_records(tmp_path), tmp_path) is None
+    assert not (tmp_path / curves.FILE).exists()

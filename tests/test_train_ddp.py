@@ -26,18 +26,18 @@ RANK_SCRIPT = textwrap.dedent(
         return real_open(file, mode, *args, **kwargs)
     builtins.open = spy_open
     from accelerated import train
-    from accelerated.training.loop import Trainer
+    from accelerated.training.run import Run
     cfg, run_dir, ctx, _ = train.prepare(argv)
-    trainer = Trainer(cfg, run_dir, ctx)
+    trainer = Run(cfg, run_dir, ctx)
     trainer.start_new()
     stop_at = int(os.environ.get("SIGTERM_RANK1_AT_STEP", "-1"))  # a signal to rank 1 alone
     def sigterm(module, inputs):
         if ctx.rank == 1 and trainer.step == stop_at:
             os.kill(os.getpid(), signal.SIGTERM)
-    trainer.G.register_forward_pre_hook(sigterm)
+    trainer.gan.G.register_forward_pre_hook(sigterm)
     outcome = trainer.train()
     builtins.open = real_open
-    torch.save({"G": dict(trainer.G.named_parameters()), "D": trainer.D.state_dict(),
+    torch.save({"G": dict(trainer.gan.G.named_parameters()), "D": trainer.gan.D.state_dict(),
                 "written": written, "batch": trainer.batch, "outcome": outcome,
                 "step": trainer.step},
                os.path.join(out, f"rank{ctx.rank}.pt"))

@@ -8,11 +8,11 @@ import torch
 from _inception import random_inception_weights, require_fid_network
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from accelerated import evaluate, sample, train
+from accelerated import checkpoint, evaluate, sample, train
 from accelerated.data import builtin
-from accelerated.metrics import features, reference
-from accelerated.training import checkpoint
-from accelerated.training.evaluation import Evaluation
+from accelerated.metrics import distances, features
+from accelerated.training.observe import Observer
+from accelerated.training.periodic_eval import Evaluation
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +59,7 @@ def same(a, b):
 
 def test_evaluations_log_fid_kid_and_quality_and_the_reference_is_computed_once(
         tmp_path, monkeypatch):
-    computed = count_calls(monkeypatch, reference, "reference_features")
+    computed = count_calls(monkeypatch, distances, "reference_features")
     assert run(tmp_path) == 0
     run_dir = tmp_path / "r"
     records = evals(run_dir)
@@ -152,7 +152,7 @@ def test_best_pt_is_a_checkpoint_for_sample_and_evaluate(tmp_path, monkeypatch, 
     assert run(tmp_path, "--run.best_metric", "score") == 0
     best = tmp_path / "r" / checkpoint.BEST
     assert sample.main([str(best), "--out", str(tmp_path / "samples"), "--n", "2"]) == 0
-    computed = count_calls(monkeypatch, reference, "reference_features")
+    computed = count_calls(monkeypatch, distances, "reference_features")
     out = tmp_path / "results.json"
     assert evaluate.main([str(best), "--out", str(out), "--num-samples", "64",
                           "--device", "cpu"]) == 0
@@ -229,12 +229,12 @@ def test_a_collapsed_or_broken_generator_does_not_stop_training(tmp_path, monkey
     that cannot be measured is one warning line, and the next resume does not crash on it."""
     fill = 0.0 if generator == "collapsed" else float("nan")
 
-    original = train.Trainer.generate
+    original = Observer.generate
 
     def generate(self, z, y):
         return torch.full_like(original(self, z, y), fill)
 
-    monkeypatch.setattr(train.Trainer, "generate", generate)
+    monkeypatch.setattr(Observer, "generate", generate)
     assert run(tmp_path) == 0
     err = capsys.readouterr().err
     assert "Traceback" not in err

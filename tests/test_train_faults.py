@@ -7,10 +7,11 @@ import signal
 import pytest
 import torch
 
+from accelerated import checkpoint
 from accelerated import config as C
-from accelerated.training import checkpoint, distributed
-from accelerated.training.logging import read_records
-from accelerated.training.loop import Trainer, TrainingError
+from accelerated.training import distributed
+from accelerated.training.metrics_log import read_records
+from accelerated.training.run import Run, TrainingError
 
 
 def make_trainer(tmp_path, **overrides):
@@ -18,7 +19,7 @@ def make_trainer(tmp_path, **overrides):
     cfg = C.build("tiny", overrides=settings)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    trainer = Trainer(cfg, run_dir, distributed.setup("cpu"))
+    trainer = Run(cfg, run_dir, distributed.setup("cpu"))
     trainer.start_new()
     return trainer
 
@@ -29,7 +30,7 @@ def poison_d(trainer, when):
     def hook(module, inputs, output):
         return output * float("nan") if when(trainer) else output
 
-    return trainer.D.register_forward_hook(hook)
+    return trainer.gan.D.register_forward_hook(hook)
 
 
 def weights(module):
@@ -41,8 +42,8 @@ def test_non_finite_steps_are_skipped_and_counted(tmp_path):
     poison_d(trainer, lambda t: t.step in (1, 3))
     assert trainer.train() == "done"
     assert trainer.counters == {"skipped_d": 2, "skipped_g": 2, "rollbacks": 0}
-    assert all(torch.isfinite(p).all() for p in trainer.G.parameters())
-    assert all(torch.isfinite(p).all() for p in trainer.D.parameters())
+    assert all(torch.isfinite(p).all() for p in trainer.gan.G.parameters())
+    assert all(torch.isfinite(p).all() for p in trainer.gan.D.parameters())
     state = checkpoint.latest(trainer.run_dir)[1]
     assert state["counters"]["skipped_d"] == 2 and state["step"] == 5
 
@@ -50,14 +51,14 @@ def test_non_finite_steps_are_skipped_and_counted(tmp_path):
 def test_a_skipped_step_leaves_weights_and_optimiser_untouched(tmp_path):
     trainer = make_trainer(tmp_path, **{"run.steps": "1"})
     poison_d(trainer, lambda t: True)
-    g, d = weights(trainer.G), weights(trainer.D)
+    g, d = weights(trainer.gan.G), weights(trainer.gan.D)
     trainer.train()
     assert trainer.counters["skipped_d"] == 1 and trainer.counters["skipped_g"] == 1
-    params = {k for k, _ in trainer.G.named_parameters()}
-    assert all(torch.equal(g[k], v) for k, v in weights(trainer.G).items() if k in params)
-    d_params = {k for k, _ in trainer.D.named_parameters()}
-    assert all(torch.equal(d[k], v) for k, v in weights(trainer.D).items() if k in d_params)
-    assert trainer.opt_D.state_dict()["state"] == {}  # Adam never stepped
+    params = {k for k, _ in trainer.gan.G.named_parameters()}
+    assert all(torch.equal(g[k], v) for k, v in weights(trainer.gan.G).items() if k in params)
+    d_params = {k for k, _ in trainer.gan.D.named_parameters()}
+    assert all(torch.equal(d[k], v) for k, v in weights(trainer.gan.D).items() if k in d_params)
+    assert trainer.gan.opt_D.state_dict()["state"] == {}  # Adam never stepped
 
 
 def test_too_many_bad_steps_roll_back_then_recover(tmp_path, capsys):
@@ -101,7 +102,7 @@ def test_sigterm_finishes_the_step_saves_and_stops(tmp_path):
         if trainer.step == 2:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    trainer.G.register_forward_pre_hook(send_sigterm)
+    trainer.gan.G.register_forward_pre_hook(send_sigterm)
     previous = signal.getsignal(signal.SIGTERM)
     assert trainer.train() == "stopped"
     assert trainer.step == 3  # the step running when the signal came was finished

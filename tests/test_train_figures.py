@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from accelerated.training import figures
+from accelerated.figures import images as figures
 
 
 def test_attention_panel_is_hot_where_the_query_attends():

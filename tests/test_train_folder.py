@@ -6,9 +6,8 @@ import numpy as np
 from PIL import Image
 from real_images import SHIPPED, photo
 
-from accelerated import sample, train
+from accelerated import checkpoint, sample, train
 from accelerated.data import open_dataset
-from accelerated.training import checkpoint
 
 
 def photo_folder(root, per_class: int = 6):

@@ -3,7 +3,7 @@
 import json
 import sys
 
-from accelerated.training.logging import MetricsLog, read_records
+from accelerated.training.metrics_log import MetricsLog, read_records
 
 
 def test_records_are_json_lines_with_step_kind_and_time(tmp_path):

@@ -6,8 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from accelerated import train
-from accelerated.training import checkpoint
+from accelerated import checkpoint, train
 
 
 def run(tmp_path, *extra, name="r"):

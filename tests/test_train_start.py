@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from accelerated import train
-from accelerated.training import checkpoint, distributed, loop
+from accelerated import checkpoint, train
+from accelerated.training import distributed, run
 
 
 def argv(tmp_path, *extra):
@@ -29,7 +29,7 @@ def test_a_start_that_fails_leaves_nothing_and_the_folder_had_its_config(tmp_pat
             seen.append(json.loads((run_dir / "config.json").read_text())["run"]["name"])
             raise failure
 
-    monkeypatch.setattr(train, "Trainer", Failing)
+    monkeypatch.setattr(train, "Run", Failing)
     code = train.main(argv(tmp_path))
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 1, err
@@ -60,17 +60,17 @@ def test_resume_trains_with_the_new_optimiser_settings(tmp_path):
     cheap = ["--run.steps", "1", "--run.eval_metrics", "none", "--run.best_metric", "score"]
     cfg = train.build_config(train.make_parser().parse_args(argv(tmp_path, *cheap)))[0]
     run_dir = train.new_run_dir(cfg)
-    trainer = loop.Trainer(cfg, run_dir, distributed.setup("cpu"))
+    trainer = run.Run(cfg, run_dir, distributed.setup("cpu"))
     trainer.start_new()
     trainer.train()
     path, state = checkpoint.latest(run_dir)
     new = ["--resume", str(run_dir), "--optim.lr_d", "1e-6", "--optim.lr_g", "2e-6",
            "--optim.beta2", "0.5", "--optim.eps", "1e-7"]
-    resumed = loop.Trainer(train.build_config(train.make_parser().parse_args(new))[0], run_dir,
+    resumed = run.Run(train.build_config(train.make_parser().parse_args(new))[0], run_dir,
                            distributed.setup("cpu"))
     resumed.load(state, path)
-    for opt, lr in ((resumed.opt_D, 1e-6), (resumed.opt_G, 2e-6)):
+    for opt, lr in ((resumed.gan.opt_D, 1e-6), (resumed.gan.opt_G, 2e-6)):
         for group in opt.param_groups:
             assert (group["lr"], tuple(group["betas"]), group["eps"]) == (lr, (0.0, 0.5), 1e-7)
     # the Adam moments are the checkpoint's
-    assert resumed.opt_D.state_dict()["state"].keys() == state["opt_D"]["state"].keys()
+    assert resumed.gan.opt_D.state_dict()["state"].keys() == state["opt_D"]["state"].keys()

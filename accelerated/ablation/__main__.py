@@ -2,7 +2,6 @@ r"""The command line of `python -m accelerated.ablation` (see the package docstr
 
 from __future__ import annotations
 
-import argparse
 import platform
 import shlex
 import sys
@@ -14,30 +13,20 @@ import torch
 from accelerated import config as C
 from accelerated.ablation import plot, results, stats, variants, workers
 from accelerated.ablation.runs import AblationError, Schedule, plan
-from accelerated.cli import OneLineParser
+from accelerated.cli import Parser, positive
 
 PROG = "python -m accelerated.ablation"
-
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 COMPARED = ("final_score", "final_agreement")
 """The per-seed values each configuration is tested on against the study's baseline."""
 
 
-def make_parser() -> OneLineParser:
+def make_parser() -> Parser:
     names = ", ".join(v.name for v in variants.VARIANTS)
     studies = ", ".join(f"{k} ({', '.join(v.name for v in vs)})"
                         for k, vs in variants.STUDIES.items())
-    parser = OneLineParser(
+    parser = Parser(
         prog=PROG,
         description="Train the configurations of SAGAN's ablation on the built-in data set, "
         "several seeds each, and write a table (Markdown, CSV, JSON) and a plot of quality vs "

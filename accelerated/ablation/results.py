@@ -20,7 +20,7 @@ from pathlib import Path
 
 from accelerated.ablation import stats
 from accelerated.ablation.runs import Run
-from accelerated.training.logging import read_records
+from accelerated.training.metrics_log import read_records
 
 SPREAD_OF = ("final_score", "best_score", "final_agreement", "final_symmetry", "final_diversity")
 """The per-run values whose spread the table shows."""

@@ -16,15 +16,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from accelerated import checkpoint
 from accelerated import config as C
 from accelerated.ablation.variants import Variant
-from accelerated.training import checkpoint
+from accelerated.cli import UserError
 
 IGNORED = ("run.out_dir", "run.progress")
 """Settings that may differ between a folder and a rerun (a moved folder, a terminal)."""
 
 
-class AblationError(ValueError):
+class AblationError(UserError, ValueError):
     """An ablation that cannot run as asked (exit status 2)."""
 
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reference.ttur import TTUR_LR_D, TTUR_LR_G
+
 # --8<-- [start:variants]
 BASELINE: dict[str, str] = {
     "model.g_attention": "8",
     "model.d_attention": "8",
     "model.attention_block": "attention",
     "model.sn_generator": "true",
-    "optim.lr_d": "4e-4",
-    "optim.lr_g": "1e-4",
+    "optim.lr_d": str(TTUR_LR_D),
+    "optim.lr_g": str(TTUR_LR_G),
     "optim.d_steps": "1",
 }
 """SAGAN: self-attention after G's and D's 8x8 blocks, SN on G and D, TTUR, 1:1 steps."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from accelerated.ablation.runs import Run
-from accelerated.training.logging import read_records
+from accelerated.training.metrics_log import read_records
 
 POLL_SECONDS = 1.0
 

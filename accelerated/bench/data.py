@@ -1,6 +1,6 @@
 r"""Benchmark of data loading against the training step's appetite.
 
-`accelerated.data.bench.measure` times how many images per second reach training from a prepared
+`accelerated.bench.loader.measure` times how many images per second reach training from a prepared
 array file (written on the fly: random pixels at the preset's resolution), raw from the memory map
 and through the `DataLoader` as training uses it. A training iteration eats `batch * d_steps` real
 images; a `bench step` result of the same preset (the newest in the results folder, or one named
@@ -15,8 +15,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from accelerated.bench.loader import measure, random_set
 from accelerated.bench.trainer import config
-from accelerated.data.bench import measure, random_set
 
 
 def newest_step_result(folder: Path, preset: str) -> Path | None:

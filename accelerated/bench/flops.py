@@ -1,7 +1,7 @@
 r"""Model FLOPs of one training iteration, counted by `torch.utils.flop_counter.FlopCounterMode`.
 
 The counter adds up the matrix products and convolutions (forward and backward, a multiply-add
-counted as 2 FLOPs) that PyTorch dispatches while `Trainer.iteration` runs: one D step (G forward
+counted as 2 FLOPs) that PyTorch dispatches while `GANStep.iteration` runs: one D step (G forward
 without gradients on B images, D forward and backward on 2B) and one G step (G forward and
 backward, D forward and backward for the input gradients only). Element-wise work (BN, ReLU,
 softmax, Adam) is not counted, as in the usual definition of model FLOPs utilisation.
@@ -16,13 +16,10 @@ $F_G$, $F_D$ the forward FLOPs per image; `forward_flops` counts those on the me
 
 from __future__ import annotations
 
-import tempfile
-
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from accelerated.backend import force_backend
-from accelerated.bench.trainer import config, synthetic_batches, synthetic_trainer
+from accelerated.bench.trainer import config, synthetic_gan, synthetic_step
 from accelerated.models import ModelConfig, build_models
 
 
@@ -34,14 +31,9 @@ def count(fn) -> int:
 
 
 def iteration_flops(preset: str, batch: int) -> int:
-    """FLOPs of one `Trainer.iteration` of `preset` at global batch `batch`, run on the CPU."""
-    cpu = torch.device("cpu")
-    cfg = config(preset, batch, {"run.compile": False})
-    with tempfile.TemporaryDirectory() as workdir:
-        trainer = synthetic_trainer(cfg, cpu, workdir)
-        batches = synthetic_batches(cfg, cpu)
-        with force_backend("torch"):
-            return count(lambda: trainer.iteration(batches))
+    """FLOPs of one `GANStep.iteration` of `preset` at global batch `batch`, run on the CPU."""
+    cfg = config(preset, batch, {"run.compile": False, "run.backend": "torch"})
+    return count(synthetic_step(synthetic_gan(cfg, torch.device("cpu"))))
 
 
 def forward_flops(model: ModelConfig) -> tuple[int, int]:

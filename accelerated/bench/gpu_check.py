@@ -99,7 +99,7 @@ def stages(out: Path) -> list[Stage]:
 def check_plan(plan: list[Stage]) -> list[str]:
     """The problems of `plan` (empty when it is runnable): budgets, command lines, presets,
     rows, shapes and test files, all checked without running anything."""
-    from accelerated.bench.__main__ import make_parser
+    from accelerated.bench.parser import make_parser
     from accelerated.bench.trainer import config
 
     problems = []

@@ -1,8 +1,9 @@
 r"""Benchmark of the whole training step: the plain baseline against the project's fast path.
 
-Every row builds the project's real `Trainer` (`accelerated.training.loop`) for one preset and
-times `Trainer.iteration` (one D step and one G step) on synthetic batches already on the device
-(`accelerated.bench.trainer`), so data loading is not measured here (`bench data` is). Rows:
+Every row builds the project's real GAN step (`accelerated.training.gan_step.GANStep`) for one
+preset and times `GANStep.iteration` (one D step and one G step) on a synthetic batch and noise
+already on the device (`accelerated.bench.trainer`), so data loading is not measured here
+(`bench data` is). Rows:
 
 - `baseline`: the model as typical public PyTorch SAGANs run it: eager, float32, contiguous
   tensors, attention as `softmax(q k^T) v` with batched matrix products (the layer's readable
@@ -11,19 +12,18 @@ times `Trainer.iteration` (one D step and one G step) on synthetic batches alrea
   (`run.channels_last`), PyTorch's fused attention (SDPA), the CuPy kernels (attention and hinge
   losses), fused Adam, `torch.compile` (`run.compile`), and `torch.compile` with CUDA graphs
   (mode "reduce-overhead");
-- `fast path`: all levers the Trainer has (bf16, channels-last, the backend's automatic kernel
+- `fast path`: all levers of training (bf16, channels-last, the backend's automatic kernel
   choice, fused Adam, compile), and the same with CUDA graphs.
 
-Where the training code has no setting for a lever, the harness sets it on the built Trainer:
-it swaps the Adam optimisers (fused or PyTorch's default, before any step), forces the attention
-route (`accelerated.ops.force_route`: readable, SDPA or kernel) and the backend
-(`accelerated.backend.force_backend`: "cupy" for the kernels row), and wraps G and D in
-`torch.compile(mode="reduce-overhead")` for CUDA graphs. A lever that cannot act on this device
-(bf16 and channels-last are CUDA-only in the Trainer) is listed as not run, with the reason.
-A row that fails, however, says how in its status; the other rows still run.
+Each lever is a training setting (`Levers.settings`: `run.bf16`, `run.channels_last`,
+`run.attention_route` with `run.backend`, `run.fused_adam`, `run.compile` with
+`run.compile_mode`), so a row measures exactly what a training run with those settings runs.
+A lever that cannot act on this device (bf16 and channels-last act on CUDA only) is
+listed as not run, with the reason. A row that fails says how in its status; the other rows
+still run.
 
 Each row warms up, then times single iterations (CUDA events on a GPU, so GPU work is measured;
-every iteration ends with the Trainer's own host synchronisation). On a GPU the rows run one
+every iteration ends with the step's own host synchronisation). On a GPU the rows run one
 after the other, each alone in memory; on a CPU all rows are built first and their iterations
 interleaved, so a change in the machine's load hits every row alike.
 """
@@ -33,20 +33,17 @@ from __future__ import annotations
 import dataclasses
 import gc
 import statistics
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from accelerated.backend import cupy_usable, force_backend
+from accelerated.backend import cupy_usable
 from accelerated.bench.timing import times
-from accelerated.bench.trainer import config, synthetic_batches, synthetic_trainer
-from accelerated.ops import force_route
+from accelerated.bench.trainer import config, synthetic_gan, synthetic_step
 
-# levers.attention -> (attention route, backend) forced for the row; "auto": the defaults
+# levers.attention -> (run.attention_route, run.backend)
 ATTENTION = {"naive": ("readable", "torch"), "sdpa": ("sdpa", "torch"), "cupy": ("kernel", "cupy"),
-             "auto": (None, None)}
+             "auto": ("auto", "auto")}
 
 
 @dataclass(frozen=True)
@@ -58,6 +55,14 @@ class Levers:
     attention: str = "naive"  # "naive" (bmm-softmax-bmm), "sdpa", "cupy", "auto" (the backend's)
     fused_adam: bool = False
     compile: str | None = None  # None, "default" (run.compile), "reduce-overhead" (CUDA graphs)
+
+    def settings(self) -> dict:
+        """The training settings of these levers."""
+        route, backend = ATTENTION[self.attention]
+        return {"run.bf16": self.bf16, "run.channels_last": self.channels_last,
+                "run.attention_route": route, "run.backend": backend,
+                "run.fused_adam": self.fused_adam, "run.compile": self.compile is not None,
+                "run.compile_mode": self.compile or "default"}
 
 
 BASELINE = Levers()
@@ -76,7 +81,7 @@ ROWS = {
 }
 # Levers the training step cannot use yet: listed, never silently dropped.
 NOT_IN_TRAINING = {
-    "batched SN kernel": "the Trainer's layers use PyTorch's SN parametrization; no setting runs "
+    "batched SN kernel": "the models' layers use PyTorch's SN parametrization; no setting runs "
     "the batched power-iteration kernel in a training step (`bench sn` times it alone)",
 }
 
@@ -87,9 +92,9 @@ def inactive(levers: Levers, device: torch.device, quick: bool) -> dict[str, tup
     why = {}
     if device.type != "cuda":
         if levers.bf16:
-            why["bf16"] = (False, "bf16 autocast: needs CUDA (the Trainer autocasts on CUDA only)")
+            why["bf16"] = (False, "bf16 autocast: needs CUDA (training autocasts on CUDA only)")
         if levers.channels_last:
-            why["channels_last"] = (False, "channels-last: needs CUDA (the Trainer uses it on "
+            why["channels_last"] = (False, "channels-last: needs CUDA (training uses it on "
                                            "CUDA only)")
         if levers.attention == "cupy":
             why["attention"] = ("naive", "CuPy kernels: need CUDA")
@@ -111,42 +116,18 @@ def attention_path(levers: Levers, device: torch.device) -> str:
     return levers.attention
 
 
-def set_adam(trainer, fused: bool) -> None:
-    """Give the Trainer fused Adam optimisers, or PyTorch's default implementation, where it built
-    the other kind (same parameters and hyper-parameters; before any step, so no state is lost)."""
-    for name in ("opt_G", "opt_D"):
-        opt = getattr(trainer, name)
-        if bool(opt.defaults["fused"]) != fused:
-            group = opt.param_groups[0]
-            setattr(trainer, name, torch.optim.Adam(group["params"], lr=group["lr"],
-                                                    betas=group["betas"], eps=group["eps"],
-                                                    fused=True if fused else None))
-
-
-def prepare(preset: str, batch: int, levers: Levers, device: torch.device, workdir: Path):
-    """`(trainer, step)`: the Trainer built with `levers`, and a function running one iteration."""
-    cfg = config(preset, batch, {"run.bf16": levers.bf16,
-                                 "run.channels_last": levers.channels_last,
-                                 "run.compile": levers.compile == "default"})
-    trainer = synthetic_trainer(cfg, device, workdir)
-    set_adam(trainer, levers.fused_adam)
-    graphs = levers.compile == "reduce-overhead"
-    if graphs:  # the Trainer's compile, in the mode that captures CUDA graphs
-        def compiled(module):
-            return torch.compile(module, mode="reduce-overhead")
-
-        trainer.G_train, trainer.D_train = compiled(trainer.G_train), compiled(trainer.D_train)
-        trainer.G_fake, trainer.D_score = compiled(trainer.G), compiled(trainer.D)
-    route, backend = ATTENTION[levers.attention]
-    batches = synthetic_batches(cfg, device)
+def prepare(preset: str, batch: int, levers: Levers, device: torch.device):
+    """`(gan, step)`: the GAN step built with `levers`, and a function running one iteration."""
+    gan = synthetic_gan(config(preset, batch, levers.settings()), device)
+    iteration = synthetic_step(gan)
+    if levers.compile != "reduce-overhead":
+        return gan, iteration
 
     def step():
-        if graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        with force_route(route), force_backend(backend):
-            trainer.iteration(batches)
+        torch.compiler.cudagraph_mark_step_begin()
+        return iteration()
 
-    return trainer, step
+    return gan, step
 
 
 @dataclass
@@ -201,14 +182,14 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def run_group(group: list[Plan], preset, batch, device, iters: int, warmup: int, workdir) -> None:
+def run_group(group: list[Plan], preset, batch, device, iters: int, warmup: int) -> None:
     """Build and warm up every plan of `group`, then time `iters` iterations of each, interleaved
     (one iteration of each plan in turn); fills `ms`, `peak_mib` and `error`."""
-    trainers = []
-    for i, plan in enumerate(group):
+    gans = []
+    for plan in group:
         try:
-            trainer, plan.step = prepare(preset, batch, plan.levers, device, Path(workdir) / str(i))
-            trainers.append(trainer)
+            gan, plan.step = prepare(preset, batch, plan.levers, device)
+            gans.append(gan)
             times(plan.step, device, warmup)
         except Exception as error:  # this row's failure (a compile error, say), not the run's
             plan.error, plan.step = _failure(error), None
@@ -225,7 +206,7 @@ def run_group(group: list[Plan], preset, batch, device, iters: int, warmup: int,
         group[0].peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
     for plan in group:
         plan.step = None
-    del trainers
+    del gans
     _free(device)
 
 
@@ -238,14 +219,13 @@ def benchmark(preset: str, batch: int, device: torch.device, iters: int, warmup:
     # On a GPU each row runs alone (its memory peak is its own); on a CPU all rows interleave.
     groups = [[p] for p in runnable] if device.type == "cuda" else [runnable]
     done: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as workdir:
-        for k, group in enumerate(groups):
-            run_group(group, preset, batch, device, iters, warmup, Path(workdir) / str(k))
-            for plan in group:
-                done[plan.name] = result(plan, preset, batch, device, flops_per_iteration,
-                                         peak_tflops, done.get("baseline"))
-                if on_row is not None:
-                    on_row(done[plan.name])
+    for group in groups:
+        run_group(group, preset, batch, device, iters, warmup)
+        for plan in group:
+            done[plan.name] = result(plan, preset, batch, device, flops_per_iteration,
+                                     peak_tflops, done.get("baseline"))
+            if on_row is not None:
+                on_row(done[plan.name])
     rows = []
     for name in list(ROWS) + list(NOT_IN_TRAINING):
         rows.append(done.get(name) or {"row": name, "preset": preset, "batch": batch,

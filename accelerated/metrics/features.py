@@ -32,13 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from accelerated.cli import UserError
+
 INCEPTION_WEIGHTS_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
     "weights-inception-2015-12-05-6726825d.pth"
 )
 
 
-class InceptionWeightsError(RuntimeError):
+class InceptionWeightsError(UserError, RuntimeError):
     """torch-fidelity's Inception weights could not be fetched (no internet): the message says
     what to do."""
 

@@ -3,9 +3,8 @@ whatever device the features live on.
 
 - FID comes from streamed statistics (`FeatureStatistics`), so it needs memory for one
   (d, d) matrix, not for all the samples;
-- IS and KID need the samples (class probabilities, features): gather them from all ranks with
-  `gather_rows` first under DDP. KID evaluates its random subsets a chunk at a time with batched
-  matrix products.
+- IS and KID need the samples (class probabilities, features). KID evaluates its random subsets
+  a chunk at a time with batched matrix products.
 
 Each function returns Python floats and raises ValueError on bad input (too few samples,
 mismatched dimensions, non-finite values, more splits than samples).
@@ -16,10 +15,8 @@ from __future__ import annotations
 import torch
 
 from accelerated.metrics.statistics import check_features, feature_statistics
+from reference.metrics import PROBABILITY_TOLERANCE, PSD_TOLERANCE  # rounding errors
 
-# Rounding-error tolerances, as in reference.metrics.
-PSD_TOLERANCE = 1e-6
-PROBABILITY_TOLERANCE = 1e-4
 # KID: at most this many float64 kernel entries per chunk of subsets (~200 MB).
 KID_CHUNK_ENTRIES = 25_000_000
 

@@ -1,11 +1,11 @@
-r"""Feature statistics streamed over batches and combined across DDP ranks.
+r"""Feature statistics streamed over batches.
 
 FID needs the mean and covariance of tens of thousands of feature vectors, which arrive a batch at
-a time (and, under DDP, spread over several processes). Keeping the raw sums is enough:
+a time. Keeping the raw sums is enough:
 
 $$n, \qquad s = \sum_i x_i, \qquad S = \sum_i x_i x_i^\top,$$
 
-because they add up over batches and over ranks (one `all_reduce` each), and
+because they add up over batches (and would over processes, with one `all_reduce` each), and
 
 $$\mu = s / n, \qquad \Sigma = \frac{S - n\, \mu \mu^\top}{n - 1}.$$
 
@@ -14,7 +14,7 @@ cancellation would cost most of the digits of $\Sigma$ after a few thousand samp
 relative error stays around $10^{-16}\, \lVert\mu\rVert^2 / \lambda_{\min}(\Sigma)$, far below the
 sampling error of FID.
 
-IS and KID need the samples themselves, not sums: `gather_rows` collects them from all ranks.
+Evaluation runs in one process (a training run evaluates on rank 0 alone).
 """
 
 from __future__ import annotations
@@ -22,12 +22,6 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.distributed as dist
-
-
-def distributed_world() -> bool:
-    """True when torch.distributed is initialised with more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def check_features(name: str, features: torch.Tensor, dim: int | None = None) -> None:
@@ -48,9 +42,7 @@ class FeatureStatistics:
     r"""Running $n$, $\sum x$ and $\sum x x^\top$ of `dim`-dimensional features, in float64 on
     `device` (a CUDA device for NCCL).
 
-    `update(features)` adds a batch (B, dim); `compute()` returns $(\mu, \Sigma)$. Under DDP,
-    `compute()` first sums the counts and sums of all ranks (so every rank must call it), unless
-    `all_reduce=False`.
+    `update(features)` adds a batch (B, dim); `compute()` returns $(\mu, \Sigma)$.
     """
 
     def __init__(self, dim: int, device: torch.device | str = "cpu"):
@@ -72,22 +64,13 @@ class FeatureStatistics:
         # S += sum_i x_i x_i^T
         self.sum_outer += x.T @ x
 
-    def _reduced(self, all_reduce: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(n, s, S), summed over ranks when asked and running under DDP (copies, not in place)."""
-        sums = (self.count.clone(), self.sum.clone(), self.sum_outer.clone())
-        if all_reduce and distributed_world():
-            for t in sums:
-                dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return sums
-
-    def compute(self, all_reduce: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         r"""$(\mu, \Sigma)$ in float64, (dim,) and (dim, dim), with $n - 1$ in the denominator.
 
         Raises ValueError with fewer than 2 samples; warns (`UserWarning`) when $n \le$ `dim`,
         where $\Sigma$ is singular and FID strongly biased.
         """
-        count, s, S = self._reduced(all_reduce)
-        n = int(count.item())
+        n, s, S = int(self.count.item()), self.sum, self.sum_outer
         if n < 2:
             raise ValueError(f"{n} samples seen: a covariance needs at least 2")
         if n <= self.dim:
@@ -110,21 +93,4 @@ def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     check_features("features", features)
     stats = FeatureStatistics(features.shape[1], device=features.device)
     stats.update(features)
-    return stats.compute(all_reduce=False)
-
-
-def gather_rows(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate `x` (n_rank, ...) from all DDP ranks in rank order (ranks may hold different
-    numbers of rows); `x` itself when not running under DDP. Every rank must call it."""
-    if not distributed_world():
-        return x
-    world = dist.get_world_size()
-    count = torch.tensor([x.shape[0]], device=x.device)
-    counts = [torch.zeros_like(count) for _ in range(world)]
-    dist.all_gather(counts, count)
-    longest = int(max(c.item() for c in counts))
-    padded = x.new_zeros((longest, *x.shape[1:]))
-    padded[: x.shape[0]] = x
-    parts = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(parts, padded)
-    return torch.cat([p[: int(c.item())] for p, c in zip(parts, counts, strict=True)])
+    return stats.compute()

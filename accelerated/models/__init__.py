@@ -10,6 +10,7 @@ from accelerated.models.architectures import ARCHITECTURES, Architecture
 from accelerated.models.config import ModelConfig
 from accelerated.models.discriminator import Discriminator
 from accelerated.models.generator import Generator
+from accelerated.models.sampling import generate, sample_noise
 
 
 def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
@@ -47,5 +48,7 @@ __all__ = [
     "ModelConfig",
     "attention_layers",
     "build_models",
+    "generate",
     "named_attention_layers",
+    "sample_noise",
 ]

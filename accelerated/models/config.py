@@ -1,11 +1,18 @@
 """`ModelConfig`: every setting of SAGAN's generator and discriminator, checked on creation."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from accelerated.models.architectures import ARCHITECTURES, Architecture
 
 ATTENTION_BLOCKS = ("attention", "residual")
 ATTENTION_VARIANTS = ("official", "paper")
+
+
+def setting(default: Any, doc: str) -> Any:
+    """A config field with its documentation (what `--help` prints), e.g.
+    `z_dim: int = setting(128, "Length of z")`."""
+    return field(default=default, metadata={"doc": doc})
 
 
 @dataclass(frozen=True)
@@ -15,30 +22,28 @@ class ModelConfig:
     Invalid values raise `ValueError` at construction, naming the field and what is allowed.
     """
 
-    resolution: int = 128
-    """Image size in pixels (square); selects the table in `architectures.ARCHITECTURES`."""
-    num_classes: int = 1000
-    """Number of classes for conditional BN in G and the projection in D; 0 = unconditional."""
-    z_dim: int = 128
-    """Length of the latent vector z ~ N(0, I) fed to G."""
-    g_ch: int = 64
-    """G's base width ("gf" in the official code); block widths are multiples of it."""
-    d_ch: int = 64
-    """D's base width ("df" in the official code)."""
-    g_attention: tuple[int, ...] | None = None
-    """Feature-map sizes of G after whose up-block a self-attention block sits; () = none;
-    None = the architecture's default (32 for the 128x128 model)."""
-    d_attention: tuple[int, ...] | None = None
-    """Feature-map sizes of D after whose (first) block of that size a self-attention block sits;
-    () = none; None = the architecture's default."""
-    attention_block: str = "attention"
-    """"attention": self-attention blocks at those sizes; "residual": a plain residual block of
-    the same width and size instead (the paper's ablation)."""
-    attention_variant: str = "official"
-    """"official": query/key C/8, value C/2, keys and values 2x2 max-pooled (the released code);
-    "paper": query/key/value C/8, no pooling (the paper's text). SPEC section 1."""
-    sn_generator: bool = True
-    """Spectral norm on G's convs and linear too (SAGAN); False = SN in D only (the ablation)."""
+    resolution: int = setting(128,
+        'Image size in pixels (square); selects the table in `architectures.ARCHITECTURES`.')
+    num_classes: int = setting(1000,
+        'Number of classes for conditional BN in G and the projection in D; 0 = unconditional.')
+    z_dim: int = setting(128, 'Length of the latent vector z ~ N(0, I) fed to G.')
+    g_ch: int = setting(64,
+        'G\'s base width ("gf" in the official code); block widths are multiples of it.')
+    d_ch: int = setting(64, 'D\'s base width ("df" in the official code).')
+    g_attention: tuple[int, ...] | None = setting(None,
+        'Feature-map sizes of G after whose up-block a self-attention block sits; () = none; None '
+        "= the architecture's default (32 for the 128x128 model).")
+    d_attention: tuple[int, ...] | None = setting(None,
+        'Feature-map sizes of D after whose (first) block of that size a self-attention block '
+        "sits; () = none; None = the architecture's default.")
+    attention_block: str = setting("attention",
+        '"attention": self-attention blocks at those sizes; "residual": a plain residual block of '
+        "the same width and size instead (the paper's ablation).")
+    attention_variant: str = setting("official",
+        '"official": query/key C/8, value C/2, keys and values 2x2 max-pooled (the released '
+        'code); "paper": query/key/value C/8, no pooling (the paper\'s text). SPEC section 1.')
+    sn_generator: bool = setting(True,
+        "Spectral norm on G's convs and linear too (SAGAN); False = SN in D only (the ablation).")
 
     def __post_init__(self) -> None:
         if self.resolution not in ARCHITECTURES:
@@ -95,6 +100,13 @@ class ModelConfig:
     def d_attention_sizes(self) -> tuple[int, ...]:
         """`d_attention`, with None resolved to the architecture's default."""
         return self.architecture.d_attention if self.d_attention is None else self.d_attention
+
+    @property
+    def d_attention_blocks(self) -> set[int]:
+        """Indices of the D blocks followed by an attention block: for each attention size, the
+        first block whose output has that size."""
+        first_blocks = self.architecture.d_first_blocks(self.resolution)
+        return {first_blocks[size] for size in self.d_attention_sizes}
 
 
     def _check_attention(self, net: str, sizes: tuple[int, ...], widths: dict[int, int],

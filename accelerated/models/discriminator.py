@@ -29,8 +29,7 @@ class Discriminator(nn.Module):
         self.cfg = cfg
         arch = cfg.architecture
         widths = [3] + [m * cfg.d_ch for m in arch.d_channels]
-        first_blocks = arch.d_first_blocks(cfg.resolution)
-        attend_after = {first_blocks[size] for size in cfg.d_attention_sizes}
+        attend_after = cfg.d_attention_blocks
         blocks: list[nn.Module] = []
         for i, ((in_ch, out_ch), down) in enumerate(zip(pairwise(widths), arch.d_downsample,
                                                         strict=True)):

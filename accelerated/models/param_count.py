@@ -78,8 +78,7 @@ def parameter_count_formula(cfg: ModelConfig) -> tuple[int, int]:
     g += 2 * g_widths[-1] + conv(3, g_widths[-1], 3)
 
     d_widths = [3] + [m * cfg.d_ch for m in arch.d_channels]
-    first_blocks = arch.d_first_blocks(cfg.resolution)
-    attend_after = {first_blocks[size] for size in cfg.d_attention_sizes}
+    attend_after = cfg.d_attention_blocks
     d = 0
     for i, ((a, b), down) in enumerate(zip(pairwise(d_widths), arch.d_downsample, strict=True)):
         d += d_block(a, b, down) + (extra(d_block, b) if i in attend_after else 0)

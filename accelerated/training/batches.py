@@ -21,20 +21,25 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
+def check_batch_fits(dataset: Dataset, batch: int, world_size: int) -> None:
+    """ValueError unless each of `world_size` ranks gets at least one batch of `batch` an epoch."""
+    if len(dataset) // world_size < batch:
+        raise ValueError(
+            f"the data set has {len(dataset)} images, fewer than one batch of {batch} per "
+            f"rank ({world_size} ranks): use a smaller optim.batch_size or more data"
+        )
+
+
 class StepBatches:
     """Index lists of one rank's real batches from draw `start` on (an endless batch_sampler)."""
 
     def __init__(self, dataset: Dataset, batch: int, rank: int, world_size: int, seed: int,
                  start: int = 0):
+        check_batch_fits(dataset, batch, world_size)
         self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
                                           shuffle=True, seed=seed, drop_last=True)
         self.batch, self.start = batch, start
         self.per_epoch = len(self.sampler) // batch
-        if self.per_epoch == 0:
-            raise ValueError(
-                f"the data set has {len(dataset)} images, fewer than one batch of {batch} per "
-                f"rank ({world_size} ranks): use a smaller optim.batch_size or more data"
-            )
 
     def indices(self, draw: int) -> list[int]:
         """Indices of draw number `draw` (0, 1, ...) for this rank."""
@@ -79,11 +84,3 @@ def noise_generator(device: torch.device, *key: int) -> torch.Generator:
     """A generator on `device` seeded by the integers `key` (e.g. seed, step, rank, purpose)."""
     seed = hash(tuple(key)) & (2**63 - 1)  # int tuples hash the same in every process
     return torch.Generator(device).manual_seed(seed)
-
-
-def sample_noise(gen: torch.Generator, batch: int, z_dim: int, num_classes: int,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """z ~ N(0, I) of shape (B, z_dim) and classes uniform in [0, num_classes) (None if 0)."""
-    z = torch.randn(batch, z_dim, generator=gen, device=device)
-    y = torch.randint(num_classes, (batch,), generator=gen, device=device) if num_classes else None
-    return z, y

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from accelerated.cli import resolve_device
+
 
 @dataclass(frozen=True)
 class Context:
@@ -33,17 +35,6 @@ class Context:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """"auto" -> CUDA when present else CPU; "cuda" without a GPU raises ValueError."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("run.device is 'cuda' but no CUDA GPU is available: use 'cpu'")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 def setup(device: str) -> Context:

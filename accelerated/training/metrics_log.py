@@ -15,11 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from accelerated.cli import say
 
 
 def read_records(run_dir: Path) -> list[dict]:
@@ -43,11 +42,6 @@ def _cut_torn_line(path: Path) -> None:
         fh.truncate(keep)
     say(f"warning: {path} ended in a torn record ({size - keep} bytes, left by a crash or a full "
         f"disk); cut it off before appending")
-
-
-def say(message: str) -> None:
-    """Print a line to stderr without breaking a tqdm progress bar."""
-    tqdm.write(message, file=sys.stderr)
 
 
 class MetricsLog:

@@ -1,6 +1,6 @@
 r"""How fast the prepared data set feeds training: images per second, loader against raw reads.
 
-    python -m accelerated.data.bench [--data FOLDER] [--count 4096] [--resolution 128]
+    python -m accelerated.bench.loader [--data FOLDER] [--count 4096] [--resolution 128]
 
 Without `--data` it writes a temporary prepared set of random pixels. It then times, for shuffled
 batches of 256 (the SAGAN batch size):
@@ -124,7 +124,7 @@ def random_set(folder: Path, count: int, resolution: int) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m accelerated.data.bench",
+    parser = argparse.ArgumentParser(prog="python -m accelerated.bench.loader",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="a prepared data set folder (default: random pixels)")
     parser.add_argument("--count", type=int, default=4096, help="images in the random set")

@@ -1,9 +1,9 @@
 r"""Benchmark of evaluation: the time of an N-sample FID (generation and feature extraction).
 
-It runs the evaluation's own loop (`accelerated.metrics.reference.generated_features` drawing
-from `accelerated.training.sampling.generate`, as `accelerated.evaluate` does: G in float32 eval
+It runs the evaluation's own loop (`accelerated.metrics.distances.generated_features` drawing
+from `accelerated.models.sampling.generate`, as `accelerated.evaluate` does: G in float32 eval
 mode, batch by batch, the feature network streaming the statistics), then the scores
-(`reference.compare`: FID, KID, and IS for Inception), on a freshly initialised generator of the
+(`distances.compare`: FID, KID, and IS for Inception), on a freshly initialised generator of the
 preset (the time does not depend on the weights). Generation alone is timed as well, so the
 features' share is the difference. The data set's reference features are computed once per data
 set and cached, so they are not part of an evaluation's time and not timed here.
@@ -19,9 +19,8 @@ import torch
 
 from accelerated.bench.timing import times
 from accelerated.bench.trainer import config
-from accelerated.metrics import feature_network, reference
-from accelerated.models import Generator
-from accelerated.training.sampling import generate
+from accelerated.metrics import distances, feature_network
+from accelerated.models import Generator, generate
 
 PER_IMAGE = ("generation", "generation + features", "features (difference)")
 
@@ -48,13 +47,13 @@ def benchmark(preset: str, num_samples: int, batch: int, device: torch.device, m
     found = {}
 
     def generation_and_features(n: int):
-        found["fake"], _ = reference.generated_features(draw, z[:n], None if y is None else y[:n],
+        found["fake"], _ = distances.generated_features(draw, z[:n], None if y is None else y[:n],
                                                         net, batch)
 
     def compare():
         fake = found["fake"]
-        mu, sigma = fake.stats.compute(all_reduce=False)
-        reference.compare({"mu": mu, "sigma": sigma, "features": fake.features()}, fake)
+        mu, sigma = fake.stats.compute()
+        distances.compare({"mu": mu, "sigma": sigma, "features": fake.features()}, fake)
 
     generation_and_features(min(2 * batch, num_samples))  # warm-up: kernels, allocator, caches
     seconds = {"generation": times(generation, device, 1)[0] / 1e3,

@@ -23,14 +23,16 @@ import torch
 
 from accelerated.data import builtin
 from accelerated.data.prepare import cache_key
+from accelerated.files import save_atomic
 from accelerated.metrics import scores
 from accelerated.metrics.statistics import FeatureStatistics
-from accelerated.training import checkpoint
 
 CACHE_FORMAT = 1
 KID_ROWS = 10_000  # reference feature rows kept for KID
 KID_SUBSET_SIZE = 1000  # Bińkowski et al.'s default
 IS_SPLITS = 10
+KID_SUBSETS = 100  # Bińkowski et al.'s default (`accelerated.evaluate`)
+KID_SUBSETS_TRAINING = 10  # a training run's evaluations: seconds on a CPU, a noisier KID
 MAX_REFERENCE = 50_000  # data set images in the reference, at most
 
 
@@ -75,7 +77,7 @@ def reference_features(dataset, net, n: int, batch: int, device) -> dict[str, to
     for start in range(0, n, batch):
         images = torch.stack([dataset[int(i)][0] for i in order[start : start + batch]])
         acc.add(net(images.to(device)))
-    mu, sigma = acc.stats.compute(all_reduce=False)
+    mu, sigma = acc.stats.compute()
     return {"mu": mu.cpu(), "sigma": sigma.cpu(), "features": acc.features(), "count": n}
 
 
@@ -89,7 +91,7 @@ def cached_reference(path: Path, compute) -> dict[str, torch.Tensor]:
                   file=sys.stderr)
     computed = compute()
     try:
-        checkpoint.save_atomic(computed, path)
+        save_atomic(computed, path)
     except OSError as err:  # a read-only or full cache: the numbers are still good
         print(f"warning: could not cache the reference in {path} ({err}); it is computed again "
               f"next time", file=sys.stderr)
@@ -121,12 +123,12 @@ def generated_features(draw, z: torch.Tensor, y: torch.Tensor | None, net, batch
     return acc, torch.cat(kept) if kept else None
 
 
-def compare(ref: dict[str, torch.Tensor], fake: Features, kid_subsets: int = 100) -> dict:
+def compare(ref: dict[str, torch.Tensor], fake: Features, kid_subsets: int = KID_SUBSETS) -> dict:
     """FID and KID of the generated features `fake` against the reference `ref`, and the
     Inception Score when the network is a classifier. KID averages `kid_subsets` random subsets
     of up to `KID_SUBSET_SIZE` rows."""
     device = fake.stats.sum.device
-    mu, sigma = fake.stats.compute(all_reduce=False)
+    mu, sigma = fake.stats.compute()
     rows = fake.features().to(device)
     subset_size = min(KID_SUBSET_SIZE, len(rows), len(ref["features"]))
     kid_mean, kid_std = scores.kernel_inception_distance(

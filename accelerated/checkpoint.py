@@ -34,8 +34,6 @@ a file that references Python code, or is newer than this code, stops with `Chec
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
 import pickle
 import random
 import re
@@ -45,7 +43,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from accelerated.training.logging import say
+from accelerated.cli import UserError, gist, say
+from accelerated.config import from_dict
+from accelerated.files import save_atomic
+from accelerated.models import Generator
 
 FORMAT_VERSION = 1
 FOLDER = "checkpoints"
@@ -53,7 +54,7 @@ BEST = "best.pt"
 _NAME = re.compile(r"step-(\d+)\.pt")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be used: damaged, unsafe, too new or for another architecture."""
 
 
@@ -73,69 +74,6 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
         return []
     found = [p for p in folder.glob("step-*.pt") if _NAME.fullmatch(p.name)]
     return sorted(found, key=_step_of)
-
-
-def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """`torch.save` to a temporary file, fsync, rename over `path`; on error nothing changes.
-    A failed write raises OSError naming the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        failed = _write_error(err, tmp)
-        if failed is None:
-            raise
-        raise failed from None
-    _fsync_folder(path.parent)  # make the rename itself durable
-
-
-def _fsync_folder(folder: Path) -> None:
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def _write_error(err: BaseException, path: Path) -> OSError | None:
-    """The OSError, naming `path`, that a failed write of `path` amounts to (None: not one).
-    torch.save's zip writer turns the OSError of a full disk into a RuntimeError
-    ("unexpected pos"), with the OSError as its context."""
-    cause = err
-    while cause is not None and not isinstance(cause, OSError):
-        cause = cause.__context__
-    if isinstance(cause, OSError):
-        if cause.filename is not None:
-            return cause if cause is not err else None
-        return OSError(cause.errno, cause.strerror or str(cause), str(path))
-    if isinstance(err, RuntimeError) and "unexpected pos" in str(err):
-        return OSError(errno.EIO, f"the write failed ({_first_sentence(err)})", str(path))
-    return None
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Text to a temporary file, fsynced, then renamed over `path`: never a half-written file.
-    A failed write raises OSError naming the file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        failed = _write_error(err, tmp)
-        if failed is None:
-            raise
-        raise failed from None
-    _fsync_folder(path.parent)
 
 
 def save(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
@@ -176,17 +114,10 @@ def write(path: Path, step: int, state: dict[str, Any]) -> Path:
     return path
 
 
-def _first_sentence(err: BaseException) -> str:
-    """The gist of a library's error: its first line, up to the first full stop."""
-    text = str(err).strip()
-    line = text.splitlines()[0] if text else type(err).__name__
-    return line.split(". ")[0][:200]
-
-
 def _unpickling_reason(err: BaseException) -> str:
     """The line of torch's weights-only error that names the problem (an opcode, a global)."""
     found = re.search(r"^.*(GLOBAL|Unsupported|Can only).*$", str(err), re.MULTILINE)
-    return found.group(0).strip() if found else _first_sentence(err)
+    return found.group(0).strip() if found else gist(err)
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -207,7 +138,7 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
         ) from None
     except Exception as err:  # torch raises many kinds on damaged files; all mean "unreadable"
         raise DamagedCheckpoint(
-            f"checkpoint {path} is damaged or not a checkpoint: {_first_sentence(err)}"
+            f"checkpoint {path} is damaged or not a checkpoint: {gist(err)}"
         ) from None
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path} is not a training checkpoint (no format_version)")
@@ -249,7 +180,7 @@ def reading(path: Path):
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:
         reason = f"no entry {err.args[0]!r}" if isinstance(err, KeyError) else (
-            _first_sentence(err))
+            gist(err))
         raise CheckpointError(
             f"checkpoint {path} does not hold a usable training state ({reason}): use a "
             f"checkpoint written by this code"
@@ -308,3 +239,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
     npy = state["numpy"]
     keys = npy["keys"].numpy().astype(np.uint32)
     np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["cached"]))  # noqa: NPY002
+
+
+def load_generator(source: Path, device: torch.device, ema: bool = True):
+    """(G in evaluation mode, model config, checkpoint path) from a checkpoint or run folder."""
+    if source.is_dir():
+        path, state = latest(source, device)
+    else:
+        path, state = source, load(source, device)
+    with reading(path):
+        cfg = from_dict(state["config"])
+        G = Generator(cfg.model).to(device)
+        weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
+        G.load_state_dict(weights)
+    return G.eval(), cfg.model, path

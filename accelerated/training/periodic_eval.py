@@ -7,9 +7,10 @@ fixed noise, classes balanced, with the sampling generator (the EMA when on), an
   offline random feature space (`"offline"`) or the standard FID Inception (`"inception"`, which
   adds `inception_score` where torch-fidelity runs). The data set's reference features are
   computed at the first evaluation and cached under `data.cache_dir/metrics/`: the same file
-  `python -m accelerated.evaluate` reads (`accelerated.metrics.reference`). KID averages
-  `KID_SUBSETS` random subsets (the evaluate command: 100), which keeps an evaluation to seconds
-  on a CPU (the offline features; the Inception takes a few images per second per core there);
+  `python -m accelerated.evaluate` reads (`accelerated.metrics.distances`). KID averages
+  `distances.KID_SUBSETS_TRAINING` random subsets (the evaluate command: 100), which keeps an
+  evaluation to seconds on a CPU (the offline features; the Inception takes a few images per
+  second per core there);
 - on the built-in data set, its exact quality measure (`accelerated.data.builtin.quality`).
 
 When `run.best_metric` improves (`"fid"`, `"kid"`: lower is better; `"score"`: higher), the
@@ -28,15 +29,15 @@ from pathlib import Path
 
 import torch
 
+from accelerated import checkpoint
+from accelerated.cli import say
 from accelerated.config import TrainConfig
+from accelerated.files import write_text_atomic
 from accelerated.data import builtin
-from accelerated.metrics import feature_network, reference
+from accelerated.metrics import distances, feature_network
 from accelerated.metrics.features import InceptionWeightsError
-from accelerated.training import checkpoint
 from accelerated.training.distributed import Context, broadcast
-from accelerated.training.logging import say
 
-KID_SUBSETS = 10
 FEATURE_BATCH = 256  # images per pass of the feature network
 LOWER_IS_BETTER = {"fid": True, "kid": True, "score": False}
 BEST_RECORD = "best.json"
@@ -75,7 +76,7 @@ class Evaluation:
         builtin_data = self.cfg.data.source == "builtin"
         values, images = {}, None
         if self.net is not None:
-            fake, images = reference.generated_features(
+            fake, images = distances.generated_features(
                 draw, z, y, self.net, FEATURE_BATCH, len(z) if builtin_data else 0
             )
             values = self.distances(fake)
@@ -86,15 +87,15 @@ class Evaluation:
             values = {**quality, **values}
         return values
 
-    def distances(self, fake: reference.Features) -> dict[str, float]:
+    def distances(self, fake: distances.Features) -> dict[str, float]:
         """FID, KID (and IS) against the training data (its reference computed once, cached)."""
         if self.reference is None:
             d = self.cfg.data
-            self.reference, _ = reference.for_dataset(
+            self.reference, _ = distances.for_dataset(
                 self.dataset, d.source, self.cfg.model.resolution, Path(d.cache_dir).expanduser(),
                 self.net, FEATURE_BATCH, self.ctx.device,
             )
-        found = reference.compare(self.reference, fake, KID_SUBSETS)
+        found = distances.compare(self.reference, fake, distances.KID_SUBSETS_TRAINING)
         values = {"fid": found["fid"], "kid": found["kid"]["mean"], "kid_std": found["kid"]["std"]}
         if "inception_score" in found:
             values["inception_score"] = found["inception_score"]["mean"]
@@ -148,7 +149,7 @@ class Evaluation:
         try:
             checkpoint.write(self.run_dir / checkpoint.BEST, step, {**state(), "best": record})
             self.best = record
-            checkpoint.write_text_atomic(self.run_dir / BEST_RECORD,
+            write_text_atomic(self.run_dir / BEST_RECORD,
                                          json.dumps(record, indent=2) + "\n")
         except OSError as err:
             say(f"error: could not record step {step} as the best checkpoint ({err})")

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from accelerated.training.logging import read_records
-
 FILE = "curves.png"
 
 
@@ -45,9 +43,9 @@ def panels(records: list[dict]) -> list[tuple[str, list[tuple[str, str, str]]]]:
     return found
 
 
-def draw(run_dir: Path) -> Path | None:
-    """Draw the run's `metrics.jsonl` to `run_dir/curves.png`; None when nothing is logged."""
-    records = read_records(run_dir)
+def draw(records: list[dict], run_dir: Path) -> Path | None:
+    """Draw a run's records (`accelerated.training.metrics_log.read_records`) to
+    `run_dir/curves.png`; None when nothing is logged."""
     chosen = panels(records)
     if not chosen:
         return None

@@ -1,0 +1,48 @@
+"""The training configuration: what can be set (`schema`), and how a run's settings are built
+from defaults, presets, files and flags, checked and written (`build`)."""
+
+from accelerated.config.build import (
+    DEFAULT_PRESET,
+    ConfigError,
+    FieldInfo,
+    apply,
+    build,
+    check,
+    fields_of,
+    from_dict,
+    load_toml,
+    parse_flag,
+    preset,
+    preset_names,
+    to_dict,
+    to_toml,
+    type_name,
+    validate,
+    write_config,
+)
+from accelerated.config.schema import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "ConfigError",
+    "DataConfig",
+    "FieldInfo",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "TrainConfig",
+    "apply",
+    "build",
+    "check",
+    "fields_of",
+    "from_dict",
+    "load_toml",
+    "parse_flag",
+    "preset",
+    "preset_names",
+    "to_dict",
+    "to_toml",
+    "type_name",
+    "validate",
+    "write_config",
+]
