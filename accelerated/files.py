@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,23 @@ from accelerated.cli import gist
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """`torch.save` to a temporary file, fsync, rename over `path`; on error nothing changes.
-    A failed write raises OSError naming the file."""
+    """`torch.save(state)` to `path`, whole or not at all (OSError naming the file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, "wb", lambda fh: torch.save(state, fh))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """`text` to `path`, whole or not at all (OSError naming the file)."""
+    _write_atomic(path, "w", lambda fh: fh.write(text))
+
+
+def _write_atomic(path: Path, mode: str, write: Callable[[Any], object]) -> None:
+    """`write(fh)` into a temporary file, flushed and fsynced, then renamed over `path` and the
+    folder fsynced (so the rename itself is durable); on any error the temporary file goes."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
+        with open(tmp, mode) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -32,15 +43,11 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
         if failed is None:
             raise
         raise failed from None
-    _fsync_folder(path.parent)  # make the rename itself durable
-
-
-def _fsync_folder(folder: Path) -> None:
-    directory = os.open(folder, os.O_RDONLY)
+    folder = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(folder)
     finally:
-        os.close(directory)
+        os.close(folder)
 
 
 def _write_error(err: BaseException, path: Path) -> OSError | None:
@@ -57,22 +64,3 @@ def _write_error(err: BaseException, path: Path) -> OSError | None:
     if isinstance(err, RuntimeError) and "unexpected pos" in str(err):
         return OSError(errno.EIO, f"the write failed ({gist(err)})", str(path))
     return None
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Text to a temporary file, fsynced, then renamed over `path`: never a half-written file.
-    A failed write raises OSError naming the file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        failed = _write_error(err, tmp)
-        if failed is None:
-            raise
-        raise failed from None
-    _fsync_folder(path.parent)

@@ -110,6 +110,29 @@ def test_sigterm_finishes_the_step_saves_and_stops(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
 
 
+def test_a_second_ctrl_c_while_the_stop_checkpoint_is_written_waits_for_it(tmp_path, monkeypatch,
+                                                                          capsys):
+    """Bug: a second Ctrl-C during the stop checkpoint interrupted the write (exit 130, 1, 0 or
+    -2 depending on when it came). Now the checkpoint is written, then the run stops."""
+    trainer = make_trainer(tmp_path, **{"run.steps": "50", "run.checkpoint_every": "1000"})
+
+    def first_ctrl_c(module, inputs):
+        if trainer.step == 2 and not trainer.stop_requested:  # G runs twice a step
+            os.kill(os.getpid(), signal.SIGINT)
+
+    save = checkpoint.save
+
+    def second_ctrl_c_mid_save(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # the handler runs now, inside the write
+        return save(*args, **kwargs)
+
+    trainer.gan.G.register_forward_pre_hook(first_ctrl_c)
+    monkeypatch.setattr(checkpoint, "save", second_ctrl_c_mid_save)
+    assert trainer.train() == "stopped"
+    assert checkpoint.latest(trainer.run_dir)[1]["step"] == trainer.step == 3
+    assert "a checkpoint is being written; stopping as soon as it is" in capsys.readouterr().err
+
+
 def test_failed_checkpoint_write_is_reported_and_training_goes_on(tmp_path, monkeypatch, capsys):
     trainer = make_trainer(tmp_path, **{"run.steps": "3", "run.checkpoint_every": "1"})
 

@@ -95,8 +95,8 @@ class Run:
         }
 
     def load(self, state: dict, path: Path) -> None:
-        """Restore a checkpoint (checked for compatibility first)."""
-        checkpoint.check_compatible(state, to_dict(self.cfg), path)
+        """Restore a checkpoint of this run (`checkpoint.check_compatible` has passed: a resume
+        checks its checkpoint before anything is built, and a rollback's comes from the run)."""
         gan = self.gan
         gan.G.load_state_dict(state["G"])
         gan.D.load_state_dict(state["D"])
