@@ -66,6 +66,7 @@ def test_same_seed_same_images_and_ema_differs_from_raw(run_dir, tmp_path):
         (["--class", "7"], "--class 7: the model has classes 0..3"),
         (["--class-sheet", "--classes", "0,9"], "use classes among 0..3"),
         (["--n", "2", "--grid"], "not allowed with argument"),
+        (["--class-sheet", "--columns", "2000"], "a sheet of 8000 images is more than one picture"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(run_dir, tmp_path, argv, needle, capsys):
