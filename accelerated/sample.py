@@ -110,13 +110,13 @@ def draw(args) -> str:
                          f"picture holds here ({most_in_a_picture}): use fewer --columns or "
                          f"--classes, or --n for single images")
     sheet = None if rows is None else rows.repeat_interleave(args.columns)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)  # fail before the work, not after
     labels, noise = (torch.Generator().manual_seed(args.seed) for _ in range(2))
     starts = range(0, n, batch)
     if sheet is None:
-        for start in starts:  # move the noise's stream past the labels
+        for start in starts:  # move the noise's stream past the labels (checks --class)
             labels_for(args, min(batch, n - start), model.num_classes, noise)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # fail before the work, not after
     kept = []  # the images of a grid or class sheet
     for start in starts:
         size = min(batch, n - start)
