@@ -309,3 +309,31 @@ def test_links_to_nothing_fifos_and_devices_are_in_the_report(tmp_path):
                                "loop.png": "a link that loops",
                                "pipe.png": "a FIFO, not a regular file",
                                "null.png": "a device file, not a regular file"}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs): mounting it needs root, so elsewhere the test skips."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_is_one_line_not_a_bus_error(small_disk, tmp_path):
+    """The images' memory map is a sparse file: filling it on a full disk was SIGBUS (no message;
+    training from a raw folder died the same way). Its blocks are reserved first now."""
+    src = tmp_path / "src" / "cls"
+    src.mkdir(parents=True)
+    for i in range(10):
+        photo(16, 16, seed=i).save(src / f"{i}.png")  # 2 MB at 256 x 256
+    done = subprocess.run([sys.executable, "-m", "accelerated.data.prepare", str(src.parent),
+                           str(small_disk / "out"), "--resolution", "256", "--workers", "0"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    line = done.stderr.strip().splitlines()[-1]  # after the progress bar
+    assert line.startswith("error: [Errno 28] No space left on device: the images need 2.0 MB")
+    assert line.endswith("images.npy'") and list(small_disk.iterdir()) == []
