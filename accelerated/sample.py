@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 
 from accelerated import checkpoint, figures
-from accelerated.cli import Parser, resolve_device, run, seed
-from accelerated.models import generate
+from accelerated.cli import Parser, UserError, resolve_device, run, seed
+from accelerated.models import generate, sample_noise
 
 PROG = "python -m accelerated.sample"
 
@@ -72,29 +72,62 @@ def sheet_classes(args, num_classes: int) -> torch.Tensor:
 
 
 def draw(args) -> str:
-    """Draw and write the images the parsed arguments ask for; returns what was written where."""
+    """Draw and write the images the parsed arguments ask for; returns what was written where.
+
+    Images are generated and written `batch` at a time, so any --n fits in memory. The labels of
+    a seed come first in its random stream and the noise after them, drawn batch by batch: a
+    seed gives the same images whatever the batch (CPU torch draws normal noise in blocks of 16,
+    and a batch of 256 noise vectors is a whole number of blocks). A generator whose images are
+    not finite (it diverged) stops with one line, exit status 1."""
     if args.n is not None and args.n < 1:
         raise ValueError("--n must be at least 1")
     if args.columns < 1:
         raise ValueError("--columns must be at least 1")
+    batch, most_in_a_picture = 256, 4096
     device = resolve_device(args.device)
     G, model, path = checkpoint.load_generator(Path(args.checkpoint), device, ema=not args.no_ema)
-    gen = torch.Generator().manual_seed(args.seed)
-    if args.class_sheet:
-        y = sheet_classes(args, model.num_classes).repeat_interleave(args.columns)
-    else:
-        y = labels_for(args, args.n if args.n is not None else 64, model.num_classes, gen)
+    rows = sheet_classes(args, model.num_classes) if args.class_sheet else None
+    n = args.n or (64 if rows is None else len(rows) * args.columns)
+    if args.n is None and n > most_in_a_picture:
+        raise ValueError(f"--columns {args.columns}: a sheet of {n} images is more than one "
+                         f"picture holds here ({most_in_a_picture}): use fewer --columns or "
+                         f"--classes, or --n for single images")
+    sheet = None if rows is None else rows.repeat_interleave(args.columns)
+    labels, noise = (torch.Generator().manual_seed(args.seed) for _ in range(2))
+    starts = range(0, n, batch)
+    if sheet is None:
+        for start in starts:  # move the noise's stream past the labels (checks --class)
+            labels_for(args, min(batch, n - start), model.num_classes, noise)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # fail before the work, not after
-    n = len(y) if y is not None else (args.n or 64)
-    z = torch.randn(n, model.z_dim, generator=gen)
-    images = generate(G, z.to(device), None if y is None else y.to(device))
+    kept = []  # the images of a grid or class sheet
+    for start in starts:
+        size = min(batch, n - start)
+        y = labels_for(args, size, model.num_classes, labels) if sheet is None else (
+            sheet[start : start + size])
+        z, y = sample_noise(noise, size, model.z_dim, 0, torch.device("cpu"), classes=y)
+        images = generate(G, z.to(device), None if y is None else y.to(device))
+        problem = figures.non_finite(images)
+        if problem:
+            raise UserError(
+                f"the generator of {path} has diverged: {problem} among samples {start} to "
+                f"{start + size - 1}; use an earlier checkpoint ({start} images written)",
+                exit_code=1)
+        if args.n is None:
+            kept.append(images)
+            continue
+        for i, pixels in enumerate(figures.to_uint8(images), start):
+            file = out / f"sample-{i:05d}.png"
+            try:
+                Image.fromarray(pixels).save(file)
+            except OSError as err:  # a full disk: name the file, leave no torn one
+                file.unlink(missing_ok=True)
+                raise OSError(err.errno, f"{err.strerror or err} ({i} of {n} images written)",
+                              str(file)) from None
     if args.n is not None:
-        for i, pixels in enumerate(figures.to_uint8(images)):
-            Image.fromarray(pixels).save(out / f"sample-{i:05d}.png")
         return f"{n} images sample-*.png in {out} (from {path})"
     name = "class_sheet.png" if args.class_sheet else "grid.png"
-    figures.grid(images, args.columns).save(out / name)
+    figures.grid(torch.cat(kept), args.columns).save(out / name)
     return f"{out / name} (from {path})"
 
 

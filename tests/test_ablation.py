@@ -221,3 +221,15 @@ def test_bad_flags_are_one_line_errors(tmp_path, capsys, flags, message):
     assert err.startswith("python -m accelerated.ablation: error:") and message in err
     assert err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_out_that_is_a_file_is_a_one_line_error(tmp_path, capsys, below):
+    taken = (tmp_path / "taken").resolve()
+    taken.write_text("a file the user keeps")
+    out = taken / below
+    assert exit_code([*TINY, "--configs", "sagan", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"python -m accelerated.ablation: error: --out {out}: {taken} is a file, not "
+                   f"a folder; choose another --out\n")
+    assert taken.read_text() == "a file the user keeps"

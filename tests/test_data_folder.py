@@ -2,22 +2,25 @@
 
 import io
 import json
+import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageFile
 from real_images import jpeg_bytes, photo
 
 import accelerated.data.prepare as prepare_module
 from accelerated.data import open_dataset
-from accelerated.data.folder import UnusableImage, load_image, scan
+from accelerated.data.folder import MAX_PIXELS, UnusableImage, load_image, scan
 from accelerated.data.prepare import OutputExists, main, prepare, prepare_cached
 
 R = 16
@@ -225,3 +228,112 @@ def test_cache_key_of_a_folder_with_dangling_and_looping_links(tmp_path):
     (tmp_path / "cat" / "loop.png").symlink_to(tmp_path / "cat" / "loop.png")
     key = prepare_module.cache_key(tmp_path, 16)
     assert key == prepare_module.cache_key(tmp_path, 16) and len(key) == 16
+
+
+def black_png(path: Path, width: int, height: int) -> None:
+    """A valid 1-bit black PNG written row by row: a huge image in a small file, made without
+    holding the image in memory (13300 x 13300 takes 22 KB and a fraction of a second)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    row, packer = bytes(1 + (width + 7) // 8), zlib.compressobj(9)  # filter byte, then pixels
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+                     + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
+    """13300 x 13300 is under Pillow's own limit: decoded, it took 1.3 GB per data worker."""
+    (tmp_path / "src" / "cls").mkdir(parents=True)
+    bomb = tmp_path / "src" / "cls" / "bomb.png"
+    black_png(bomb, 13300, 13300)
+    assert bomb.stat().st_size < 100_000 and 13300**2 > MAX_PIXELS
+    photo(seed=0).save(tmp_path / "src" / "cls" / "good.png")
+    decoded = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load",
+                        lambda image: decoded.append(image.size) or load(image))
+    with pytest.raises(UnusableImage, match=r"^too large: 13300x13300 is 177 megapixels"):
+        load_image(bomb, R)
+    assert decoded == []  # refused before a single row was decoded
+    report = prepare(tmp_path / "src", tmp_path / "out", R, progress=False)
+    assert report["converted"] == 1
+    assert reasons(report)["bomb.png"].endswith("shrink it to at most 5792x5792 pixels, or "
+                                                "remove it")
+    small = tmp_path / "small.png"
+    black_png(small, 5792, 5792)  # at the limit: used
+    assert load_image(small, R)[0].max() == 0
+
+
+def test_deep_greyscale_is_scaled_or_refused_and_the_report_says_which(tmp_path):
+    """Float TIFFs were black and 32-bit images clipped, reported only as "converted"."""
+    src = tmp_path / "src" / "cls"
+    src.mkdir(parents=True)
+    ramp = np.linspace(0, 1, R * R, dtype=np.float32).reshape(R, R)
+    Image.fromarray(ramp, "F").save(src / "float.tif")
+    Image.fromarray((ramp * 65535).astype(np.int32), "I").save(src / "int32-in-16-bits.tif")
+    Image.fromarray(ramp * 1000, "F").save(src / "float-large.tif")
+    Image.fromarray(np.where(ramp > 0.5, np.nan, ramp), "F").save(src / "float-nan.tif")
+    full = np.arange(R * R, dtype=np.int32).reshape(R, R) * 8_000_000  # up to 2,040,000,000
+    Image.fromarray(full, "I").save(src / "int32-full.tif")
+    report = prepare(tmp_path / "src", tmp_path / "out", R, progress=False)
+    pixels = np.load(tmp_path / "out" / "images.npy")
+    expected = np.round(ramp * 255)
+    # the two usable images, in name order: float.tif, int32-in-16-bits.tif
+    assert np.abs(pixels[0, ..., 0] - expected).max() <= 1
+    assert np.abs(pixels[1, ..., 0] - expected).max() <= 1
+    notes = {Path(n["path"]).name: n["note"] for n in report["notes"]}
+    assert notes == {"float.tif": "F (floating point in [0, 1]) scaled to 8 bits, to RGB",
+                     "int32-in-16-bits.tif": "I (values within 16 bits) scaled to 8 bits, to RGB"}
+    why = reasons(report)
+    assert why["float-large.tif"].startswith("floating-point pixels from 0 to 1000: only [0, 1]")
+    assert why["float-nan.tif"].startswith("F pixels include NaN or infinity")
+    assert why["int32-full.tif"].startswith("32-bit integer pixels from 0 to 2040000000, beyond")
+    assert all(w.endswith("save the image with 8 or 16 bits a channel") for w in why.values())
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs need a POSIX system")
+def test_links_to_nothing_fifos_and_devices_are_in_the_report(tmp_path):
+    src = tmp_path / "src" / "cls"
+    src.mkdir(parents=True)
+    photo(seed=0).save(src / "good.png")
+    (src / "gone.png").symlink_to(tmp_path / "missing.png")
+    (src / "loop.png").symlink_to(src / "loop.png")
+    os.mkfifo(src / "pipe.png")  # opening it to decode would wait forever for a writer
+    (src / "null.png").symlink_to(os.devnull)
+    report = prepare(tmp_path / "src", tmp_path / "out", R, progress=False)
+    assert report["converted"] == 1
+    assert reasons(report) == {"gone.png": "a link to nothing (its target does not exist)",
+                               "loop.png": "a link that loops",
+                               "pipe.png": "a FIFO, not a regular file",
+                               "null.png": "a device file, not a regular file"}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs): mounting it needs root, so elsewhere the test skips."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_is_one_line_not_a_bus_error(small_disk, tmp_path):
+    """The images' memory map is a sparse file: filling it on a full disk was SIGBUS (no message;
+    training from a raw folder died the same way). Its blocks are reserved first now."""
+    src = tmp_path / "src" / "cls"
+    src.mkdir(parents=True)
+    for i in range(10):
+        photo(16, 16, seed=i).save(src / f"{i}.png")  # 2 MB at 256 x 256
+    done = subprocess.run([sys.executable, "-m", "accelerated.data.prepare", str(src.parent),
+                           str(small_disk / "out"), "--resolution", "256", "--workers", "0"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    line = done.stderr.strip().splitlines()[-1]  # after the progress bar
+    assert line.startswith("error: [Errno 28] No space left on device: the images need 2.0 MB")
+    assert line.endswith("images.npy'") and list(small_disk.iterdir()) == []

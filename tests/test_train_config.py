@@ -34,6 +34,7 @@ def test_help_lists_every_field_with_default_and_doc(capsys):
         (["--model.resolution", "48"], "resolution=48 has no architecture table"),
         (["--run.steps", "0"], "run.steps must be at least 1"),
         (["--optim.beta2", "1.0"], "must lie in [0, 1)"),
+        (["--run.eval_samples", "100000000"], "run.eval_samples 100000000 is more than"),
         (["--preset", "huge"], "unknown preset 'huge'"),
         (["--config", "/nonexistent.toml"], "does not exist"),
     ],

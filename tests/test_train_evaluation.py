@@ -222,6 +222,20 @@ def test_bad_evaluation_settings_are_one_line_errors(tmp_path, monkeypatch, caps
     assert not (tmp_path / "r").exists()  # no run folder left behind
 
 
+def test_an_evaluation_out_of_memory_does_not_stop_training(tmp_path, monkeypatch, capsys):
+    """Bug: an evaluation too large for memory (`--run.eval_samples 100000000` on a small
+    machine) crashed the run at its first evaluation with a traceback."""
+
+    def measure(self, draw, z, classes):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                           "51200000000 bytes")
+
+    monkeypatch.setattr(Evaluation, "measure", measure)
+    assert run(tmp_path) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("warning: the evaluation of step") == 2, err
+
+
 @pytest.mark.parametrize("generator", ["collapsed", "non-finite"])
 def test_a_collapsed_or_broken_generator_does_not_stop_training(tmp_path, monkeypatch, capsys,
                                                                  generator):

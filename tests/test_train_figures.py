@@ -43,3 +43,22 @@ def test_grid_layout():
     images = torch.zeros(10, 3, 16, 16)
     grid = figures.grid(images, columns=4, scale=2)
     assert grid.size == (4 * (32 + figures.PAD) + figures.PAD, 3 * (32 + figures.PAD) + figures.PAD)
+
+
+def test_grid_says_when_the_generator_produced_non_finite_values():
+    """A diverged generator drew an all-black grid and nobody said why."""
+    images = torch.zeros(3, 3, 8, 8)
+    images[1, 0, 2, 5] = float("nan")
+    images[2] = float("inf")
+    said = []
+    grid = figures.grid(images, columns=3, scale=1, warn=said.append)
+    assert said == ["warning: the generator produced non-finite values: 2 of 3 images hold NaN or "
+                    "infinite values; the sample grid draws them black (the generator has "
+                    "diverged)"]
+    pad, tile = figures.PAD, 8 + figures.PAD
+    assert grid.getpixel((pad + tile + 5, pad + 2)) == (0, 128, 128)  # NaN red: black
+    assert grid.getpixel((pad + 2 * tile, pad)) == (255, 255, 255)
+    figures.grid(images[:1], columns=1, warn=said.append)
+    assert len(said) == 1  # finite images: no warning
+    nan_maps = torch.full((1, 16, 16), float("nan"))  # what a diverged attention layer gives
+    figures.attention_figure(images[1:2].nan_to_num(0.0), nan_maps)  # draws, does not fail

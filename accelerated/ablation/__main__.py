@@ -61,6 +61,15 @@ def make_parser() -> Parser:
     return parser
 
 
+def check_out(out: Path) -> None:
+    """Raise AblationError when `out` cannot be the output folder: it, or a folder above it, is
+    a file."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise AblationError(f"--out {out}: {existing} is a file, not a folder; choose another "
+                            f"--out")
+
+
 def compare(rows: list[dict]) -> dict[str, list[dict]]:
     """{metric: tests of the first configuration (the baseline) against each other one}, for the
     configurations with at least 2 finished seeds on both sides."""
@@ -78,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     threads = args.threads or workers.default_threads(args.jobs)
     try:
+        check_out(out)
         C.preset(args.preset)  # an unknown name fails here, before any configuration
         names = None if args.configs is None else [n.strip() for n in args.configs.split(",")]
         chosen = variants.by_name(names, args.study)

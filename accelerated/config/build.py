@@ -30,6 +30,7 @@ from accelerated.files import write_text_atomic
 
 DEFAULT_PRESET = "builtin"
 CONFIG_LIMIT = 1 << 20  # bytes: a config file is a few hundred; /dev/zero would never end
+MAX_EVAL_SAMPLES = 100_000  # an evaluation holds its samples in memory; FID's standard is 50,000
 
 
 class ConfigError(UserError, ValueError):
@@ -208,6 +209,10 @@ def validate(cfg: TrainConfig, world_size: int = 1) -> None:
          "run.log_every, sample_every, eval_every and checkpoint_every must be at least 1"),
         (r.eval_samples >= 1 and r.grid_columns >= 1,
          "run.eval_samples and run.grid_columns must be at least 1"),
+        (r.eval_samples <= MAX_EVAL_SAMPLES,
+         f"run.eval_samples {r.eval_samples} is more than an evaluation needs (FID's standard is "
+         f"50,000), and an evaluation holds all its samples in memory: use at most "
+         f"{MAX_EVAL_SAMPLES:,}"),
         (r.eval_metrics == "none" or r.eval_samples >= 10,  # the Inception Score's 10 splits
          "run.eval_samples must be at least 10 for FID and KID: raise it, or set "
          "run.eval_metrics = 'none'"),

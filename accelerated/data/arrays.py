@@ -15,7 +15,9 @@ so a data set larger than memory works; each item is converted to float32 CHW in
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -68,10 +70,31 @@ class ArrayDataset(Dataset):
 
 
 def create_images(folder: Path, count: int, resolution: int) -> np.ndarray:
-    """A writable uint8 (count, R, R, 3) memory map at `folder/images.npy`, to fill in place."""
-    return np.lib.format.open_memmap(
-        Path(folder) / IMAGES, mode="w+", dtype=np.uint8, shape=(count, resolution, resolution, 3)
+    """A writable uint8 (count, R, R, 3) memory map at `folder/images.npy`, to fill in place.
+    Raises OSError naming the file when the disk has no room for it."""
+    path = Path(folder) / IMAGES
+    images = np.lib.format.open_memmap(
+        path, mode="w+", dtype=np.uint8, shape=(count, resolution, resolution, 3)
     )
+    _reserve(path)
+    return images
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the disk blocks of `path` now. The memory map's file is sparse: on a full disk,
+    writing the map later kills the process with SIGBUS, with no message and nothing saved."""
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows: no reservation
+        return
+    with open(path, "r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                return  # a file system that cannot reserve: write as before
+            raise OSError(err.errno, f"{os.strerror(err.errno)}: the images need "
+                          f"{size / 1e6:,.1f} MB; free some space or write elsewhere",
+                          str(path)) from None
 
 
 def shrink_images(folder: Path, count: int) -> None:

@@ -2,6 +2,6 @@
 run's curves (`curves`)."""
 
 from accelerated.figures import curves
-from accelerated.figures.images import attention_figure, grid, to_uint8, upscale_for
+from accelerated.figures.images import attention_figure, grid, non_finite, to_uint8, upscale_for
 
-__all__ = ["attention_figure", "curves", "grid", "to_uint8", "upscale_for"]
+__all__ = ["attention_figure", "curves", "grid", "non_finite", "to_uint8", "upscale_for"]

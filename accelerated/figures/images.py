@@ -4,6 +4,9 @@ An **attention figure** is the paper's figure 1 for generated images: for a few 
 $j$ of a self-attention layer, the weights $\beta_{j,i}$ over the attended positions $i$ (eq. 1),
 drawn as a heat map over the sample, with the query marked by a dot of the same colour. A map
 whose mass sits far from its query is long-range structure a convolution could not see.
+
+A diverged generator gives NaN or infinite pixels, which no picture can show (NaN is drawn
+black): `non_finite` says which images hold them, and `grid` warns.
 """
 
 from __future__ import annotations
@@ -19,9 +22,18 @@ PAD = 2
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, R, R) floats in [-1, 1] -> (B, R, R, 3) uint8."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
-    return x.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    """(B, 3, R, R) floats in [-1, 1] -> (B, R, R, 3) uint8; NaN becomes 0 (black)."""
+    x = images.detach().float().cpu().nan_to_num(nan=-1.0).clamp(-1, 1)
+    return ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def non_finite(images: torch.Tensor) -> str | None:
+    """None when every value of (B, ...) images is finite; else which images hold NaN or inf."""
+    bad = ~torch.isfinite(images.detach()).flatten(1).all(dim=1)
+    count = int(bad.sum())
+    if count == 0:
+        return None
+    return f"{count} of {len(images)} images hold NaN or infinite values"
 
 
 def upscale_for(resolution: int, target: int = 64) -> int:
@@ -29,8 +41,14 @@ def upscale_for(resolution: int, target: int = 64) -> int:
     return max(1, math.ceil(target / resolution))
 
 
-def grid(images: torch.Tensor, columns: int, scale: int | None = None) -> Image.Image:
-    """Tile (B, 3, R, R) images in [-1, 1] row by row, `columns` a row, on a grey background."""
+def grid(images: torch.Tensor, columns: int, scale: int | None = None, warn=None) -> Image.Image:
+    """Tile (B, 3, R, R) images in [-1, 1] row by row, `columns` a row, on a grey background;
+    `warn(message)`, when given, says so when some are not finite (a diverged generator), since
+    the picture cannot."""
+    problem = non_finite(images)
+    if problem and warn is not None:
+        warn(f"warning: the generator produced non-finite values: {problem}; the sample grid "
+             f"draws them black (the generator has diverged)")
     pixels = to_uint8(images)
     B, R = pixels.shape[0], pixels.shape[1]
     scale = scale or upscale_for(R)
@@ -85,7 +103,8 @@ def attention_figure(images: torch.Tensor, attention: torch.Tensor, scale: int |
     for b, queries in enumerate(queries_per_image):
         panels = [pixels[b]]
         for row, col in queries:
-            beta = attention[b, row * side + col].float().cpu().numpy().reshape(side_k, side_k)
+            beta = attention[b, row * side + col].float().cpu().nan_to_num(0.0)  # diverged: 0
+            beta = beta.numpy().reshape(side_k, side_k)
             heat = np.kron(_heat(beta), np.ones((R // side_k, R // side_k, 1)))  # (R, R, 3)
             panels.append(np.clip(0.6 * pixels[b] + 0.7 * heat, 0, 1))  # sample under the map
         for k, panel in enumerate(panels):

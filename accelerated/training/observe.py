@@ -75,7 +75,7 @@ class Observer:
             maps = [layer.last_attention for layer in layers]
         self.last_grid = run_dir / "samples" / f"step-{step:08d}.png"
         self.last_grid.parent.mkdir(exist_ok=True)
-        grid(images, columns).save(self.last_grid)
+        grid(images, columns, warn=say).save(self.last_grid)
         # Attention: the first sample of each grid row (one per class), at most 4.
         picks = list(range(0, n, columns))[:4]
         (run_dir / "attention").mkdir(exist_ok=True)
@@ -93,8 +93,11 @@ class Observer:
             values = run.evaluation.measure(self.generate, z, classes)
             if run.cfg.data.source == "builtin":
                 values.update(self.twin_attention())
-        except (ValueError, torch.linalg.LinAlgError) as err:  # e.g. non-finite images
-            reason = " ".join(str(err).split())
+        except (ValueError, torch.linalg.LinAlgError, MemoryError, RuntimeError) as err:
+            # non-finite images, a collapsed generator's covariance, or too little memory
+            if isinstance(err, RuntimeError) and "allocate" not in str(err):
+                raise
+            reason = " ".join(str(err).split()) or type(err).__name__
             say(f"warning: the evaluation of step {run.step} failed ({reason}); training goes on")
             run.log.write(run.step, "event", {"evaluation_failed": reason})
             return {}

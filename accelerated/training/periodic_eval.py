@@ -32,8 +32,8 @@ import torch
 from accelerated import checkpoint
 from accelerated.cli import say
 from accelerated.config import TrainConfig
-from accelerated.files import write_text_atomic
 from accelerated.data import builtin
+from accelerated.files import write_text_atomic
 from accelerated.metrics import distances, feature_network
 from accelerated.metrics.features import InceptionWeightsError
 from accelerated.training.distributed import Context, broadcast
