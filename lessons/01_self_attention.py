@@ -17,7 +17,7 @@
 # A convolution mixes each position with its few neighbours. SAGAN's self-attention block lets
 # every position look at *every* other position of a feature map in one layer. In this lesson we
 # write the block in a dozen lines of NumPy, check it against the project's two implementations,
-# and draw where a position of a real image looks.
+# draw where the positions of a trained SAGAN look, and run the block's backward pass by hand.
 #
 # A feature map $x$ has $C$ channels at $N = HW$ positions; $x_i \in \mathbb{R}^C$ is the vector at
 # position $i$. Three 1x1 convolutions (one matrix applied at every position) give keys
@@ -134,76 +134,6 @@ assert np.allclose(y_shuffled_input, shuffle_positions(y_mine))
 print("gamma = 0 gives y = x; shuffling the input positions shuffles the output: checked")
 
 # %% [markdown]
-# ## Where does a position look? An attention map on a real image
-#
-# The project's built-in data set, *Mirror twins*, draws two copies of one shape in one colour,
-# mirrored about the centre line. A generator must make the two halves agree, and nothing near the
-# left object says what colour the right one has: exactly the long-range structure attention is
-# for.
-#
-# For a feature map we use what a first layer could easily compute: at every pixel, its colour
-# (red, green, blue in $[0, 1]$) and a "background" channel, 1 on black pixels. With
-# $W_f = W_g = a I$, the score $s_{ij} = a^2\, x_i^\top x_j$ is large when pixels $i$ and $j$ have
-# the same colour, so a query on the left object should attend to *both* objects, its twin on the
-# far side included.
-
-# %%
-R = 32
-images, labels = builtin.generate(8, R, seed=3)
-index = int(np.argmax(labels == builtin.CLASS_NAMES.index("ring")))  # the first ring
-image = images[index].astype(np.float64) / 255.0  # (R, R, 3) in [0, 1]
-background = (image.max(axis=-1) == 0).astype(np.float64)
-features = np.concatenate([image, background[..., None]], axis=-1)  # (R, R, 4)
-x_img = features.transpose(2, 0, 1)[None]  # (1, 4, R, R)
-
-a = 3.0
-W_qk = a * np.eye(4)
-y_img, beta_img = numpy_self_attention(x_img, W_qk, W_qk, np.eye(4), np.eye(4), gamma=1.0)
-print("class:", builtin.CLASS_NAMES[labels[index]], "| attention map:", beta_img.shape)
-
-# %%
-fg_rows, fg_cols = np.nonzero(background == 0)
-left = fg_cols < R // 2
-queries = {
-    "query on the left object": (fg_rows[left][0], fg_cols[left][0]),
-    "query on the background": (R - 2, R // 2),
-}
-fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
-axes[0].imshow(image)
-axes[0].set_title("image")
-for ax, (title, (qr, qc)) in zip(axes[1:], queries.items(), strict=True):
-    j = qr * R + qc  # the query's flattened position
-    attention = beta_img[0, j].reshape(R, R)  # row j of beta, back on the image grid
-    ax.imshow(image.mean(axis=-1), cmap="gray")  # the image in grey, under the attention
-    ax.imshow(attention, cmap="magma", alpha=0.7)
-    ax.plot(qc, qr, marker="x", color="cyan", markersize=10, mew=3)
-    ax.set_title(title)
-for ax in axes:
-    ax.axis("off")
-plt.tight_layout()
-plt.show()
-
-# %% [markdown]
-# The query on the left object (cyan cross) puts its weight on the pixels of its colour, in both
-# halves of the image: in one layer it reaches its twin 10-20 pixels away, where a 3x3 convolution
-# reaches one pixel. The background query spreads its attention over the whole black background.
-#
-# This map is built by hand, to show the mechanism: nobody learned $W_f$ and $W_g$. Section
-# "What a trained SAGAN attends to" below shows the maps a trained generator and discriminator
-# learned by themselves.
-#
-# How much of the row goes to the twin? Let us measure it.
-
-# %%
-qr, qc = queries["query on the left object"]
-row = beta_img[0, qr * R + qc].reshape(R, R)
-weight_right_half = row[:, R // 2 :].sum()
-weight_right_object = (row * (1 - background))[:, R // 2 :].sum()
-print(f"weight on the right half: {weight_right_half:.2f}")
-print(f"weight on the right object: {weight_right_object:.2f}")
-assert weight_right_object > 0.3  # the twin gets a large share of the attention
-
-# %% [markdown]
 # ## The official code's block: pooled keys and values
 #
 # The released code differs from the paper's text: values have $C/2$ channels, and the keys and
@@ -222,13 +152,18 @@ assert layer.last_attention.shape == (1, 16 * 16, 8 * 8)  # N = 256 queries, N/4
 assert torch.equal(out, features_64)  # gamma starts at 0: the identity
 
 # %% [markdown]
-# ## What a trained SAGAN attends to
+# ## Where does a position look? A trained SAGAN's attention
 #
-# The map above was built by hand. Here are maps that were *learned*: from the SAGAN that
-# `python -m accelerated.train` trains on *Mirror twins* by default (its weights are in the
-# repository, `docs/trained/mirror-twins.pt`; the *Train* page shows how it was made). Its
-# generator and its discriminator each have one official block, on their 8x8 feature maps: 64
-# queries, each over 16 pooled keys (one key per 4x4 pixels of a 16x16 image).
+# The project's built-in data set, *Mirror twins*, draws two copies of one shape in one colour,
+# mirrored about the centre line. A generator must make the two halves agree, and nothing near the
+# left object says what colour the right one has: exactly the long-range structure attention is
+# for. So what does attention learn there?
+#
+# The maps below were *learned*: they come from the SAGAN that `python -m accelerated.train`
+# trains on *Mirror twins* by default (its weights are in the repository,
+# `docs/trained/mirror-twins.pt`; lesson 5 loads it the same way, and the *Train* page shows how
+# it was made). Its generator and its discriminator each have one official block, on their 8x8
+# feature maps: 64 queries, each over 16 pooled keys (one key per 4x4 pixels of a 16x16 image).
 #
 # We draw D's attention on real images, and G's on its own samples, for one query on the left
 # object (cyan cross), and the same for a freshly initialised SAGAN: the before and after of
@@ -272,6 +207,9 @@ for title, (images, maps, gammas) in (("fresh", fresh), ("trained", trained)):
         verdict = "above" if share["mass"] > 1.1 * share["chance"] else "not above"
         print(f"{title:7s} {name}: gamma = {gammas[name]:+.3f}, on the other twin "
               f"{share['mass']:.2f}, uniform {share['chance']:.2f}: {verdict} chance")  # fmt: skip
+        if title == "trained":  # what the text below says of this model
+            assert verdict == "not above", "the committed model changed: update the text"
+
 
 # %%
 def left_object_query(image, side):
@@ -319,10 +257,76 @@ plt.show()
 # Training makes $\gamma$ nonzero and the maps uneven: G's trained queries put most of their
 # weight on one or two keys, D's spread theirs more broadly, but no longer evenly. Where the
 # weight goes is learned, not designed: the end of each line printed above says whether this
-# model's queries on one twin look at the other twin more than a uniform map would. The attention
-# learned whatever helped G and D most; a hand-built "same colour" map, like the one above, is
-# one possibility among many. Lesson 5 shows this
-# model's samples, and how $\gamma$ grew during training.
+# model's queries on one twin look at the other twin more than a uniform map would: for this
+# model, they do not. The attention learned whatever helped G and D most, and singling out the
+# twin was not it. Lesson 5 shows this model's samples, and how $\gamma$ grew during training.
+
+# %% [markdown]
+# ## Could one block find the twin? A map built by hand
+#
+# The trained model did not learn to look at the twin. Could one attention block do it at all?
+# We build one by hand, no training involved: nobody learned the weights below, we chose them.
+# For a feature map we take what a first layer could easily compute: at every pixel, its colour
+# (red, green, blue in $[0, 1]$) and a "background" channel, 1 on black pixels, on a 32x32
+# image. With
+# $W_f = W_g = a I$, the score $s_{ij} = a^2\, x_i^\top x_j$ is large when pixels $i$ and $j$ have
+# the same colour, so a query on the left object should attend to *both* objects, its twin on the
+# far side included.
+
+# %%
+R = 32
+images, labels = builtin.generate(8, R, seed=3)
+index = int(np.argmax(labels == builtin.CLASS_NAMES.index("ring")))  # the first ring
+image = images[index].astype(np.float64) / 255.0  # (R, R, 3) in [0, 1]
+background = (image.max(axis=-1) == 0).astype(np.float64)
+features = np.concatenate([image, background[..., None]], axis=-1)  # (R, R, 4)
+x_img = features.transpose(2, 0, 1)[None]  # (1, 4, R, R)
+
+a = 3.0
+W_qk = a * np.eye(4)
+y_img, beta_img = numpy_self_attention(x_img, W_qk, W_qk, np.eye(4), np.eye(4), gamma=1.0)
+print("class:", builtin.CLASS_NAMES[labels[index]], "| attention map:", beta_img.shape)
+
+# %%
+fg_rows, fg_cols = np.nonzero(background == 0)
+left = fg_cols < R // 2
+queries = {
+    "query on the left object": (fg_rows[left][0], fg_cols[left][0]),
+    "query on the background": (R - 2, R // 2),
+}
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+axes[0].imshow(image)
+axes[0].set_title("image")
+for ax, (title, (qr, qc)) in zip(axes[1:], queries.items(), strict=True):
+    j = qr * R + qc  # the query's flattened position
+    attention = beta_img[0, j].reshape(R, R)  # row j of beta, back on the image grid
+    ax.imshow(image.mean(axis=-1), cmap="gray")  # the image in grey, under the attention
+    shown = ax.imshow(attention, cmap="magma", alpha=0.7, vmin=0)
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    ax.plot(qc, qr, marker="x", color="cyan", markersize=10, mew=3)
+    ax.set_title(title)
+for ax in axes:
+    ax.axis("off")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The query on the left object (cyan cross) puts its weight on the pixels of its colour, in both
+# halves of the image: in one layer it reaches its twin 10-20 pixels away, where a 3x3 convolution
+# reaches one pixel. The background query spreads its attention over the whole black background.
+# So the mechanism can do it; whether training finds such weights is another matter, as the
+# trained model above shows.
+#
+# How much of the row goes to the twin? Let us measure it.
+
+# %%
+qr, qc = queries["query on the left object"]
+row = beta_img[0, qr * R + qc].reshape(R, R)
+weight_right_half = row[:, R // 2 :].sum()
+weight_right_object = (row * (1 - background))[:, R // 2 :].sum()
+print(f"weight on the right half: {weight_right_half:.2f}")
+print(f"weight on the right object: {weight_right_object:.2f}")
+assert weight_right_object > 0.3  # the twin gets a large share of the attention
 
 # %% [markdown]
 # ## The backward pass, by hand

@@ -20,11 +20,16 @@
 # arithmetic from the shapes alone, measures the saving on a CPU where PyTorch allows it, and
 # reads the project's CUDA kernel.
 #
-# **What was measured where.** Every figure in this lesson is one of three kinds, and says which:
-# exact arithmetic from the shapes (bytes of $\beta$), a measurement on the CPU that builds this
-# page (the bytes autograd keeps), or a lower bound from a GPU's published peak rates (the compute
-# times). Nothing in this lesson has been measured on a GPU yet: running the CuPy kernels
-# (`accelerated/kernels/`) and timing them needs a CUDA machine (`python -m accelerated.bench`).
+# **What was measured where.** No code of this project has run on a GPU yet, so no figure here
+# comes from one. Each figure in this lesson is one of three kinds, and says which:
+#
+# - **arithmetic** from the shapes: the bytes of $\beta$, and of what a fused kernel keeps;
+# - **measured on a CPU**: the bytes autograd keeps, measured by the machine that builds this
+#   page, each time it builds it;
+# - **estimates**: compute times as lower bounds from an H100's published peak rates.
+#
+# Timing the CuPy kernels (`accelerated/kernels/`) needs a CUDA GPU; the plan for that run is in
+# the practitioners' section of the *Performance* page.
 
 # %%
 import torch
@@ -151,7 +156,8 @@ for d_qk, d_v in ((16, 16), (16, 64)):
 # %%
 MATMUL_FLOPS = 989e12  # H100 SXM, dense bfloat16
 EXP_PER_S = 3.9e12  # H100 SXM, special-function units
-print(f"{'':4s} {'matmul time':>12s} {'exp time':>10s}   per attention layer, forward, B = {B}")
+print(f"estimates (lower bounds from peak rates), per attention layer, forward, B = {B}:")
+print(f"{'':4s} {'matmul time':>12s} {'exp time':>10s}")
 for net, C in blocks.items():
     c_qk, c_v, _ = attention_dims(C, "official")
     t_matmul = 2 * B * N * N_k * (c_qk + c_v) / MATMUL_FLOPS
@@ -216,9 +222,12 @@ y = self_attention(x, *[w / 8 for w in weights], 0.5, pool=pool)
 assert kernel_for("self_attention", x, *weights) is None and y.shape == x.shape
 
 # %% [markdown]
-# On a CUDA machine with CuPy installed (`pip install -e ".[cuda13]"`), the same call runs the
-# fused kernel. To measure it, `python -m accelerated.bench attention` times the plain path,
-# each SDPA backend and the kernel at the shapes above, forward and backward, with peak memory.
+# On a CUDA machine the same call takes PyTorch's SDPA route by default (fused where one of its
+# backends takes these heads). The project's CuPy kernel (`pip install -e ".[cuda13]"`) runs
+# only where it is chosen (`SAGAN_BACKEND=cupy`): a review of its code *estimates* it slower than
+# SDPA's fused backends, since it uses no tensor cores, and no GPU has measured it yet.
+# `python -m accelerated.bench attention` will: it times the plain path, each SDPA backend and
+# the kernel at the shapes above, forward and backward, with peak memory.
 #
 # ## Exercises
 #

@@ -23,6 +23,10 @@ MARKER = re.compile(
 )
 # An include line in Markdown: --8<-- "path" or --8<-- "path:section".
 INCLUDE = re.compile(r'^[ \t]*-+8<-+[ \t]+"([^"]+)"', re.MULTILINE)
+# The paper's symbols as the code names them: a tab that shows an equation in PyTorch must name
+# every one that its NumPy tab names (eq. (1) once showed the scores without W_f, W_g or the pool).
+PAPER_SYMBOLS = re.compile(r"\b(W_f|W_g|W_h|W_v|W_SN|gamma|beta|sigma|pool)\b")
+EQUATIONS_PAGE = "docs/equations.md"
 # Every equation of the paper that the course must show in NumPy and in PyTorch.
 EQUATIONS = ("eq1-scores", "eq1-softmax", "eq2-output", "eq3-residual", "eq4-d-loss",
              "eq4-g-loss", "sn-power-iteration", "sn-normalise", "ttur")  # fmt: skip
@@ -121,3 +125,52 @@ def test_equation_has_numpy_and_pytorch_code(equation):
     paths = [path for path, name in source_sections() if name == equation]
     assert any(p.startswith("reference/") for p in paths), f"no NumPy code marked {equation!r}"
     assert any(p.startswith("accelerated/") for p in paths), f"no PyTorch code marked {equation!r}"
+
+
+def section_code(path: str, name: str) -> str:
+    """The lines between `[start:name]` and `[end:name]` in `path` (markers excluded)."""
+    text = (ROOT / path).read_text(encoding="utf-8")
+    body = text.split(f"[start:{name}]", 1)[1].split(f"[end:{name}]", 1)[0]
+    return "\n".join(body.splitlines()[1:-1])
+
+
+def tab_includes(markdown: str) -> dict[str, dict[str, list[str]]]:
+    """heading -> tab title -> the snippets included in that tab (`=== "NumPy"` blocks)."""
+    found: dict[str, dict[str, list[str]]] = {}
+    heading, tab = None, None
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            heading, tab = line.lstrip("# ").strip(), None
+        elif tabbed := re.match(r'=== "([^"]+)"', line):
+            tab = tabbed.group(1)
+        elif line.strip() and not line.startswith(" "):
+            tab = None  # unindented text ends the tabs
+        elif tab is not None:
+            for target in INCLUDE.findall(line):
+                found.setdefault(heading, {}).setdefault(tab, []).append(target)
+    return found
+
+
+def test_tab_includes_reads_tabs():
+    page = (
+        '### Eq\n\n=== "NumPy"\n\n    ```python\n    --8<-- "a.py:x"\n    ```\n\n'
+        '=== "PyTorch"\n\n    ```python\n    --8<-- "b.py:y"\n    --8<-- "b.py:z"\n    ```\n\n'
+        'Text.\n\n```python\n--8<-- "c.py:w"\n```\n'
+    )
+    assert tab_includes(page) == {"Eq": {"NumPy": ["a.py:x"], "PyTorch": ["b.py:y", "b.py:z"]}}
+
+
+def test_pytorch_tabs_show_what_numpy_tabs_show():
+    """Where an equation has a NumPy and a PyTorch tab, the PyTorch code names every paper symbol
+    (W_f, gamma, sigma, ...) that the NumPy code names: it computes the whole equation too."""
+    short = []
+    for heading, tabs in tab_includes((ROOT / EQUATIONS_PAGE).read_text(encoding="utf-8")).items():
+        if not {"NumPy", "PyTorch"} <= tabs.keys():
+            continue
+        named = {
+            tab: {s for t in tabs[tab] for s in PAPER_SYMBOLS.findall(section_code(*t.split(":")))}
+            for tab in ("NumPy", "PyTorch")
+        }
+        if missing := sorted(named["NumPy"] - named["PyTorch"]):
+            short.append(f"{heading}: the PyTorch tab never names {', '.join(missing)}")
+    assert not short, "PyTorch tabs showing less than NumPy ones:\n" + "\n".join(short)

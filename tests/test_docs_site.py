@@ -5,9 +5,10 @@ out of the nav, and a lesson cell that raises (mkdocs-jupyter executes every les
 where the lessons run in CI). Then headless Chromium loads built pages from disk (file://, so
 nothing could come from a network) and the test reads back the typeset DOM: MathJax's rendered
 elements are there, no raw TeX is left, no code block is cut off or squeezed into a scrolling
-strip narrower than the page, and a screenshot is saved (in the test's tmp dir and in
-`build/docs-screenshots/` for people to look at). Without a browser: no navigation or table of
-contents holds TeX, no page shows a snippet section marker, and every lesson has its notebook.
+strip narrower than the page, no table of figures is squashed, and a screenshot is saved (in the
+test's tmp dir and in `build/docs-screenshots/` for people to look at). Without a browser: no
+navigation or table of contents holds TeX, no page shows a snippet section marker, and every
+lesson has its notebook.
 """
 
 import html
@@ -29,11 +30,12 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT_DIR = ROOT / "build" / "docs-screenshots"
-# Pages of each kind: Markdown (pymdownx.arithmatex), docstrings (mkdocstrings) and the lesson
-# notebooks (mkdocs-jupyter, which leaves raw $...$ in their Markdown cells).
+# Pages with math, of each kind: Markdown (pymdownx.arithmatex), docstrings (mkdocstrings) and
+# the lesson notebooks (mkdocs-jupyter, which leaves raw $...$ in their Markdown cells).
 MATH_PAGES = {
     "paper": "paper/index.html",
     "equations": "equations/index.html",
+    **{name: f"{name}/index.html" for name in ("training", "ablation", "gpu", "performance")},
     "api-reference": "api/reference/index.html",
     "api-accelerated": "api/accelerated/index.html",
     **{
@@ -41,6 +43,9 @@ MATH_PAGES = {
         for path in sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
     },
 }
+# Every page is laid out in the browser: code and tables shown whole.
+BROWSER_PAGES = {"home": "index.html", "data": "data/index.html",
+                 "evaluate": "evaluate/index.html", **MATH_PAGES}  # fmt: skip
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -49,6 +54,9 @@ CHROMIUM_FLAGS = [
 # Run in the browser after the page has loaded: every visible code block of the article must show
 # its lines whole. Cut off: wider than its box, and its box does not scroll. Squeezed: it scrolls
 # although the article is wide enough for it (the lessons' code cells once showed ~60 columns).
+# And no table of figures is squashed: a cell of figures (digits and their signs, no words) broken
+# over more than two lines because the table got less width than its columns need (the ablation
+# table, beside the navigation sidebars).
 # The findings go into an attribute of <body>, which --dump-dom returns.
 LAYOUT_CHECK = """<script>
 window.addEventListener("load", () => setTimeout(() => {
@@ -63,6 +71,16 @@ window.addEventListener("load", () => setTimeout(() => {
       else if (pre.scrollWidth < 0.9 * article.clientWidth)
         problems.push("squeezed into " + pre.clientWidth + "px: " + first);
     }
+  }
+  const figures = /^[-+\\d.,:%()\u00b1\u2013\u2212x\\s]+$/;  // 0.078 ± 0.023 (0.064–0.104)
+  for (const cell of article ? article.querySelectorAll("td") : []) {
+    if (cell.offsetParent === null || cell.closest(".highlighttable")) continue;  // line numbers
+    if (!figures.test(cell.textContent)) continue;
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    const lineHeight = parseFloat(getComputedStyle(cell).lineHeight);
+    if (range.getBoundingClientRect().height > 2.5 * lineHeight)
+      problems.push("squashed table cell: " + cell.textContent.trim());
   }
   document.body.setAttribute("data-layout-problems", JSON.stringify(problems));
 }, 500));
@@ -273,15 +291,16 @@ def test_raw_tex_check_sees_untypeset_pages(site):
 
 
 @pytest.mark.skipif(chromium() is None, reason="needs headless Chromium: apt-get install chromium")
-@pytest.mark.parametrize("name", MATH_PAGES)
-def test_math_typesets_offline_in_a_browser(site, name, tmp_path):
-    page = site / MATH_PAGES[name]
+@pytest.mark.parametrize("name", BROWSER_PAGES)
+def test_page_lays_out_and_typesets_offline_in_a_browser(site, name, tmp_path):
+    page = site / BROWSER_PAGES[name]
     dom = dump_dom(chromium(), with_layout_check(page), tmp_path / "profile")
     problems = layout_problems(dom)
-    assert not problems, f"{name}: code blocks not shown whole:\n" + "\n".join(problems[:10])
+    assert not problems, f"{name}: code or tables not shown whole:\n" + "\n".join(problems[:10])
     parser = read_article(dom)
     text = "".join(parser.text)
-    assert parser.typeset > 0, f"{name}: no formula typeset by MathJax"
+    if name in MATH_PAGES:
+        assert parser.typeset > 0, f"{name}: no formula typeset by MathJax"
     assert parser.errors == 0, f"{name}: MathJax reported {parser.errors} TeX errors"
     raw = RAW_TEX.findall(text)
     assert not raw, f"{name}: raw TeX left untypeset: {raw[:5]}"

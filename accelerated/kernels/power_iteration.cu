@@ -71,6 +71,8 @@ extern "C" __global__ void power_iteration_batched(
         __syncthreads();
         // --8<-- [end:sn-power-iteration]
     }
+    // --8<-- [start:sn-sigma]
     // sigma = u^T (W v) = ||W v||^2 / max(||W v||, eps)
     if (threadIdx.x == 0) sigma[b] = wv_norm * wv_norm / fmaxf(wv_norm, eps);
+    // --8<-- [end:sn-sigma]
 }

@@ -62,8 +62,10 @@ def power_iteration(W: torch.Tensor, u: torch.Tensor, n_steps: int = 1, eps: flo
                 # u <- W v / ||W v||
                 u = F.normalize(W_mat @ v, dim=0, eps=eps)  # (m,)
             # --8<-- [end:sn-power-iteration]
+    # --8<-- [start:sn-sigma]
     # sigma = u^T W v (u, v constants for autograd)
     sigma = u @ (W_mat @ v)  # ()
+    # --8<-- [end:sn-sigma]
     return sigma, u, v
 
 
