@@ -1,11 +1,17 @@
-"""Shared test set-up: Hypothesis profiles, GPU skipping."""
+"""Shared test set-up: Hypothesis profiles, GPU skipping, a fresh torch.compile cache."""
 
 import os
+import tempfile
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["fault_tally"]  # counts of the fault suite, printed at the end
+
+# torch.compile's on-disk cache does not key on the custom ops' Python fakes: a cache left by
+# another checkout (or an older commit) can hand a test a stale graph, whose stride assertions
+# then fail. Every test session compiles into a folder of its own.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="sagan-inductor-"))
 
 # "sagan-ci": thorough but bounded: CI runs on 2 cores within a time budget.
 settings.register_profile(

@@ -129,7 +129,7 @@ def test_cli_prints_one_line_and_exits_nonzero_on_errors(image_folder, tmp_path,
     assert capsys.readouterr().out.startswith("prepared 9 images in 2 classes at 16x16")
     assert main([str(tmp_path / "missing"), str(tmp_path / "o2"), "--workers", "0"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:") and "not a folder" in err[0]
+    assert len(err) == 1 and ": error: " in err[0] and "not a folder" in err[0]
 
 
 def test_raw_folder_is_prepared_once_into_the_cache(image_folder, tmp_path, monkeypatch):
@@ -335,5 +335,6 @@ def test_a_full_disk_is_one_line_not_a_bus_error(small_disk, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
     line = done.stderr.strip().splitlines()[-1]  # after the progress bar
-    assert line.startswith("error: [Errno 28] No space left on device: the images need 2.0 MB")
+    assert line.startswith("python -m accelerated.data.prepare: error: [Errno 28] No space left "
+                           "on device: the images need 2.0 MB")
     assert line.endswith("images.npy'") and list(small_disk.iterdir()) == []

@@ -1,4 +1,4 @@
-"""The fast path's pieces on a CPU: its twin (one `Trainer` iteration with bf16 autocast,
+"""The fast path's pieces on a CPU: its twin (one `GANStep` iteration with bf16 autocast,
 channels-last, `torch.compile`, fused Adam and the kernel route through the CPU stand-ins of
 tests/kernel_stand_ins.py) against the plain iteration, and the dtypes and syncs of the step."""
 

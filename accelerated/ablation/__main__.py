@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from accelerated import cli
 from accelerated import config as C
 from accelerated.ablation import plot, results, stats, variants, workers
 from accelerated.ablation.runs import AblationError, Schedule, plan
@@ -84,21 +85,24 @@ def compare(rows: list[dict]) -> dict[str, list[dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    return cli.run(PROG, lambda: ablation(args, argv))
+
+
+def ablation(args, argv: list[str] | None) -> int:
+    """Train what is left of the ablation `args` asks for, then write its table and plot."""
     out = Path(args.out).resolve()
     threads = args.threads or workers.default_threads(args.jobs)
+    check_out(out)
+    C.preset(args.preset)  # an unknown name fails here, before any configuration
+    names = None if args.configs is None else [n.strip() for n in args.configs.split(",")]
     try:
-        check_out(out)
-        C.preset(args.preset)  # an unknown name fails here, before any configuration
-        names = None if args.configs is None else [n.strip() for n in args.configs.split(",")]
         chosen = variants.by_name(names, args.study)
-        schedule = Schedule(args.preset, args.steps, args.eval_every, args.eval_samples)
-        runs = plan(chosen, args.seeds, schedule, out)
-        for run in runs:
-            run.check_folder()
-    except (KeyError, AblationError, C.ConfigError) as err:
-        message = err.args[0] if isinstance(err, KeyError) else err
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
+    except KeyError as err:
+        raise AblationError(err.args[0]) from None
+    schedule = Schedule(args.preset, args.steps, args.eval_every, args.eval_samples)
+    runs = plan(chosen, args.seeds, schedule, out)
+    for run in runs:
+        run.check_folder()
     # Runs already started go first: they resume from a checkpoint, part done.
     todo = sorted((run for run in runs if run.state() != "done"),
                   key=lambda run: run.state() != "partial")

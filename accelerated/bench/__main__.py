@@ -28,6 +28,7 @@ from accelerated.bench import attention, gpu_check, spectral_norm
 from accelerated.bench.parser import DTYPES, PROG, make_parser
 from accelerated.bench.results import Results
 from accelerated.bench.timing import environment
+from accelerated.cli import UserError, run
 
 
 def check_device(name: str) -> torch.device:
@@ -161,16 +162,20 @@ def main(argv=None) -> int:
     except SystemExit as exit_:  # --help (0) or a bad command line, reported in one line (2)
         return exit_.code
     args.command = f"{PROG} " + " ".join(argv)
+    return run(PROG, lambda: benchmark(args), exit_codes={ValueError: 1, ImportError: 1})
+
+
+def benchmark(args) -> int:
+    """Run the benchmark `args` name, print its table, write its results (or gpu-check's)."""
+    if args.benchmark == "gpu-check":
+        return gpu_check.main(args)
+    device = check_device(args.device)
+    results = Results(args.out, args.benchmark, args.command, environment(device))
     try:
-        if args.benchmark == "gpu-check":
-            return gpu_check.main(args)
-        device = check_device(args.device)
-        results = Results(args.out, args.benchmark, args.command, environment(device))
         rows, table, extra, notes = RUNNERS[args.benchmark](args, device, results.add)
-        path = results.finish(rows, extra)
-    except (ValueError, RuntimeError, OSError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except RuntimeError as error:  # a CUDA or CuPy failure outside any one row
+        raise UserError(str(error), exit_code=1) from None
+    path = results.finish(rows, extra)
     print(table)
     for note in notes:
         print(f"\n{note}")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from accelerated.cli import Parser
+from accelerated.cli import Parser, run
 from accelerated.data import arrays
 from accelerated.data.folder import UnusableImage, load_image, scan
 
@@ -214,16 +214,13 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="decoding processes (default: CPU count, at most 8; 0 = none)")
     args = parser.parse_args(argv)
-    try:
-        report = prepare(args.src, args.out, args.resolution, args.workers)
-    except (ValueError, OSError) as error:  # bad folders; an output that cannot be written
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"interrupted: nothing was written to {args.out}", file=sys.stderr)
-        return 130
-    print(summary(report, args.out))
-    return 0
+
+    def body() -> None:
+        print(summary(prepare(args.src, args.out, args.resolution, args.workers), args.out))
+
+    # bad folders, like an output that cannot be written, fail the job: status 1
+    return run(parser.prog, body, interrupted=f"interrupted: nothing was written to {args.out}",
+               exit_codes={ValueError: 1})
 
 
 if __name__ == "__main__":

@@ -85,8 +85,8 @@ class GANStep:
         # fused=None: PyTorch's default implementation
         fused = True if (levers if r.fused_adam is None else r.fused_adam) else None
         # --8<-- [start:ttur]
-        # Two time-scale update rule: D learns 4x faster than G (the paper: 4e-4 vs 1e-4), Adam
-        # with beta1 = 0.
+        # Two time-scale update rule: D learns faster than G (optim.lr_d vs optim.lr_g, 4:1 as
+        # the paper's 4e-4 and 1e-4), Adam with beta1 = 0.
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=(o.beta1, o.beta2),
                                       eps=o.eps, fused=fused)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2),
