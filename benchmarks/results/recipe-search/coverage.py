@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from accelerated.data import builtin
-from accelerated.sample import load_generator
+from accelerated.checkpoint import load_generator
 
 torch.set_num_threads(1)
 G, mcfg, path = load_generator(Path(sys.argv[1]), torch.device("cpu"))
