@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from accelerated.data import builtin
 from accelerated.checkpoint import load_generator
+from accelerated.data import builtin
 
 torch.set_num_threads(1)
 G, mcfg, path = load_generator(Path(sys.argv[1]), torch.device("cpu"))
