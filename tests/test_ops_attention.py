@@ -29,7 +29,10 @@ FORWARD_TOL = {
 }
 GRAD_TOL = {
     ("cpu", torch.float64): (1e-10, 1e-11),
-    ("cpu", torch.float32): (1e-4, 1e-5),
+    # float32: where the softmax backward cancels, an entry can be off by 1e-4 of the tensor's
+    # largest one (found by Hypothesis: 5.2e-7 on a gradient of at most 5e-3); a wrong formula
+    # is off by O(1)
+    ("cpu", torch.float32): (1e-4, 1e-4),
     ("cuda", torch.float32): (1e-3, 1e-4),
     ("cuda", torch.bfloat16): 1.5e-1,
 }
