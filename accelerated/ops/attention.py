@@ -125,21 +125,20 @@ def self_attention(x, W_f, W_g, W_h, W_v, gamma, pool=False, return_attention=Fa
     """
     _check_shapes(x, W_f, W_g, W_h, W_v, gamma, pool)
     B, C, H, W = x.shape
-    # --8<-- [start:eq1-projections]
-    # f(x) = W_f x (keys) and g(x) = W_g x (queries): a 1x1 convolution is a matrix product
-    keys = _conv1x1(W_f, x)  # (B, c_qk, H, W)
-    if pool:  # official code: keys 2x2 max-pooled after the 1x1 convolution
+    # --8<-- [start:projections]
+    # f(x) = W_f x (keys), h(x) = W_h x (values), g(x) = W_g x (queries): 1x1 convolutions,
+    # i.e. one matrix product on each position's channel vector. (This order of the three is
+    # kept: it fixes the order in which autograd sums their gradients into x, so runs stay
+    # bitwise reproducible across versions.)
+    keys = _conv1x1(W_f, x)  # f(x): (B, c_qk, H, W)
+    values = _conv1x1(W_h, x)  # h(x): (B, c_v, H, W)
+    if pool:  # official code: keys and values 2x2 max-pooled after the 1x1 convolution
         keys = F.max_pool2d(keys, 2)  # (B, c_qk, H/2, W/2)
+        values = F.max_pool2d(values, 2)  # (B, c_v, H/2, W/2)
     query = _tokens(_conv1x1(W_g, x))  # g(x_j) as rows: (B, N, c_qk)
     key = _tokens(keys)  # f(x_i) as rows: (B, N_k, c_qk), N_k = N/4 if pooled
-    # --8<-- [end:eq1-projections]
-    # --8<-- [start:eq2-values]
-    # h(x) = W_h x (values), pooled like the keys in the official code
-    values = _conv1x1(W_h, x)  # (B, c_v, H, W)
-    if pool:
-        values = F.max_pool2d(values, 2)  # (B, c_v, H/2, W/2)
     value = _tokens(values)  # h(x_i) as rows: (B, N_k, c_v)
-    # --8<-- [end:eq2-values]
+    # --8<-- [end:projections]
     fused = None if return_attention else _fused(query, key, value)  # none returns beta
     if fused is not None:
         # Fast path: eq. (1) fused into eq. (2)'s sum, beta never stored
