@@ -152,6 +152,15 @@ class Runs:
     def resume(self, run_dir: Path, at=None, extra=()) -> Child:
         return Child(["--resume", str(run_dir), *extra], at)
 
+    def resume_to_the_end(self, run_dir: Path, says: str) -> None:
+        """Resume the run to its last step: it says `says`, leaves what was there intact, and
+        ends bitwise equal to the uninterrupted run."""
+        before = snapshot(run_dir)
+        _, err = self.resume(run_dir).finish(0)
+        assert says in err
+        check_intact(run_dir, before)
+        self.assert_same_as_uninterrupted(run_dir)
+
     def assert_same_as_uninterrupted(self, run_dir: Path) -> None:
         """The run's final checkpoint equals the uninterrupted run's, bitwise."""
         if not self.finished:
@@ -186,13 +195,9 @@ def test_sigkill_while_the_first_checkpoint_is_written(runs, fault_tally):
     assert checkpoint.list_checkpoints(run_dir) == []
     assert (run_dir / "checkpoints" / TMP_NAME(0)).stat().st_size == PART
     fault_tally.fault("SIGKILL mid-checkpoint-write")
-    before = snapshot(run_dir)
 
-    _, err = runs.resume(run_dir).finish(0)
-    assert f"{run_dir} has no checkpoint" in err
-    check_intact(run_dir, before)
+    runs.resume_to_the_end(run_dir, f"{run_dir} has no checkpoint")
     assert not (run_dir / "checkpoints" / TMP_NAME(0)).exists()
-    runs.assert_same_as_uninterrupted(run_dir)
 
 
 def test_sigkill_mid_step_twice(runs, fault_tally):
@@ -211,11 +216,7 @@ def test_sigkill_mid_step_twice(runs, fault_tally):
     resume_at = check_intact(run_dir, before)
     fault_tally.fault("SIGKILL mid-step")
 
-    before = snapshot(run_dir)
-    _, err = runs.resume(run_dir).finish(0)
-    assert f"resuming {run_dir} at step {resume_at} from" in err
-    check_intact(run_dir, before)
-    runs.assert_same_as_uninterrupted(run_dir)
+    runs.resume_to_the_end(run_dir, f"resuming {run_dir} at step {resume_at} from")
 
 
 def test_sigkill_with_a_complete_checkpoint_not_yet_renamed(runs, fault_tally):
@@ -227,12 +228,8 @@ def test_sigkill_with_a_complete_checkpoint_not_yet_renamed(runs, fault_tally):
     assert checkpoint.load(unrenamed)["step"] == 2  # complete, yet not taken
     fault_tally.fault("SIGKILL mid-checkpoint-write")
 
-    before = snapshot(run_dir)
-    _, err = runs.resume(run_dir).finish(0)
-    assert f"resuming {run_dir} at step 1 from" in err
-    check_intact(run_dir, before)
+    runs.resume_to_the_end(run_dir, f"resuming {run_dir} at step 1 from")
     assert not unrenamed.exists()  # that step was done again and saved properly
-    runs.assert_same_as_uninterrupted(run_dir)
 
 
 def test_sigint_finishes_the_step_and_saves(runs, fault_tally):
@@ -243,11 +240,7 @@ def test_sigint_finishes_the_step_and_saves(runs, fault_tally):
     assert "stopped at step 3" in out and check_intact(run_dir) == 3
     fault_tally.fault("SIGINT")
 
-    before = snapshot(run_dir)
-    _, err = runs.resume(run_dir).finish(0)
-    assert f"resuming {run_dir} at step 3 from" in err
-    check_intact(run_dir, before)
-    runs.assert_same_as_uninterrupted(run_dir)
+    runs.resume_to_the_end(run_dir, f"resuming {run_dir} at step 3 from")
 
 
 def test_sigterm_to_the_process_group_with_data_workers_saves(runs, fault_tally):
