@@ -2,14 +2,18 @@
 channels-last, `torch.compile`, fused Adam and the kernel route through the CPU stand-ins of
 tests/kernel_stand_ins.py) against the plain iteration, and the dtypes and syncs of the step."""
 
+import functools
+
 import kernel_stand_ins as stand_ins
 import pytest
 import torch
+from torch.nn.utils import parametrize
 
 from accelerated.bench.trainer import config, synthetic_gan, synthetic_step
 from accelerated.kernels import attention
 from accelerated.layers.batchnorm import ConditionalBatchNorm2d
 from accelerated.layers.projection import ProjectionHead
+from accelerated.layers.spectral_norm import sn_conv2d
 from accelerated.training.gan_step import GANStep, StepLosses
 
 CPU = torch.device("cpu")
@@ -106,3 +110,33 @@ def test_losses_are_read_from_the_device_only_when_looked_at(monkeypatch):
     assert reads == []
     assert {**losses} == {"loss_d": 1.0, "loss_g": 2.0, "d_real": 3.0, "d_fake": 4.0}
     assert losses["loss_g"] == 2.0 and len(reads) == 1
+
+
+def test_spectral_norm_compiles_into_the_bf16_forward_in_float32(monkeypatch):
+    """SN used to be computed eagerly before each bf16 forward (about 1,000 small launches per
+    iteration at 128x128); now its power iteration is part of the compiled graph, in float32."""
+    graphs = []
+
+    def recording(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=recording))
+    cfg = config("tiny", overrides={"run.bf16": True, "run.compile": True})
+    gan = synthetic_gan(cfg, CPU, levers_anywhere=True)
+    torch._dynamo.reset()
+    synthetic_step(gan)()
+    torch._dynamo.reset()
+    nodes = [n for gm in graphs for n in gm.graph.nodes if n.op == "call_function"]
+    products = [n for n in nodes if n.target in (torch.mv, torch.vdot)]
+    sn_layers = sum(parametrize.is_parametrized(m) for m in gan.D.modules())
+    assert len([n for n in products if n.target is torch.vdot]) >= sn_layers  # each of D's SNs
+    assert {n.meta["example_value"].dtype for n in products} == {torch.float32}
+
+
+@pytest.mark.gpu
+def test_spectral_norm_is_float32_under_cuda_autocast():
+    conv = sn_conv2d(64, 64, 3).cuda().eval()
+    plain = conv.weight.detach().clone()
+    with torch.autocast("cuda", dtype=torch.bfloat16):  # autocast lowers torch.mv on CUDA
+        assert torch.equal(conv.weight, plain)

@@ -3,7 +3,8 @@ r"""Convolution, linear and embedding layers with spectral normalisation, as SAG
 SAGAN puts spectral normalisation (Miyato et al. 2018) on every convolution, linear layer and
 embedding of both networks. These factories build the plain PyTorch module, initialise it as the
 official code does (Glorot/Xavier uniform weights, zero biases), then register PyTorch's own
-`torch.nn.utils.parametrizations.spectral_norm` on its weight: `module.weight` is then
+spectral-norm parametrization on its weight (as `torch.nn.utils.parametrizations.spectral_norm`
+does, with autocast off inside it: `SpectralNorm`): `module.weight` is then
 $W / \sigma(W)$, computed from `module.parametrizations.weight.original` ($W$) and the buffers
 `_u`, `_v`. With `sn=False` they return the plain module (for the ablation without SN).
 
@@ -27,11 +28,27 @@ larger 1e-6 guards against fp16 weights, which this project does not use).
 The tests (`tests/test_layers.py`) check these modules against `reference.spectral_norm`.
 """
 
+import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _SpectralNorm
 
 SN_EPS = 1e-12
 SN_POWER_ITERATIONS = 1  # per training forward pass, as in the paper and the official code
+
+
+class SpectralNorm(_SpectralNorm):
+    r"""PyTorch's spectral-norm parametrization (what `spectral_norm()` registers), with its power
+    iteration and $\sigma$ computed with autocast off: in the weight's own dtype (float32) under
+    bf16 autocast too, inside the forward, so `torch.compile` traces them into the model's graph.
+    Same buffers and state-dict keys as PyTorch's."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        device = weight.device.type
+        if device not in ("cuda", "cpu"):  # e.g. meta tensors (FLOP counts): no autocast there
+            return super().forward(weight)
+        with torch.autocast(device, enabled=False):
+            return super().forward(weight)
 
 
 def _init_and_normalise(module: nn.Module, sn: bool) -> nn.Module:
@@ -41,8 +58,10 @@ def _init_and_normalise(module: nn.Module, sn: bool) -> nn.Module:
         nn.init.zeros_(module.bias)
     if not sn:
         return module
-    # Registering runs 15 power-iteration steps on the initial weight, so sigma starts accurate.
-    return spectral_norm(module, n_power_iterations=SN_POWER_ITERATIONS, eps=SN_EPS)
+    # Constructing runs 15 power-iteration steps on the initial weight, so sigma starts accurate.
+    norm = SpectralNorm(module.weight, n_power_iterations=SN_POWER_ITERATIONS, eps=SN_EPS)
+    parametrize.register_parametrization(module, "weight", norm)
+    return module
 
 
 def sn_conv2d(

@@ -44,6 +44,9 @@ class ModelConfig:
         'code); "paper": query/key/value C/8, no pooling (the paper\'s text). SPEC section 1.')
     sn_generator: bool = setting(True,
         "Spectral norm on G's convs and linear too (SAGAN); False = SN in D only (the ablation).")
+    d_minibatch_std: int = setting(0,
+        "Group size of a minibatch-std feature map fed to D's last block (ProGAN, against mode "
+        "collapse; not in SAGAN); 0 = none.")
 
     def __post_init__(self) -> None:
         if self.resolution not in ARCHITECTURES:
@@ -63,6 +66,9 @@ class ModelConfig:
             raise ValueError(
                 f"attention_variant={self.attention_variant!r}: use one of {ATTENTION_VARIANTS}"
             )
+        std = self.d_minibatch_std
+        if not isinstance(std, int) or isinstance(std, bool) or std < 0 or std == 1:
+            raise ValueError(f"d_minibatch_std must be 0 (none) or a group size >= 2, got {std!r}")
         if not isinstance(self.sn_generator, bool):
             raise ValueError(f"sn_generator must be True or False, got {self.sn_generator!r}")
         for name in ("g_attention", "d_attention"):

@@ -1,7 +1,8 @@
 r"""SAGAN's discriminator $D(x, y)$: ResNet with self-attention and a projection head.
 
     x (B, 3, R, R) -> optimized first block -> pre-activation down-blocks (DBlock; a
-      self-attention block after the first block of each listed size) -> ReLU
+      self-attention block after the first block of each listed size; with `d_minibatch_std`,
+      a minibatch-std channel before the last block) -> ReLU
       -> global sum pool h (B, C) -> SN-linear(h) + <SN-embedding(y), h>   (B,) logits
 
 The widths and downsampling come from the architecture table of `cfg.resolution`. For the
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from accelerated.layers import ProjectionHead, SelfAttention
+from accelerated.layers import MinibatchStd, ProjectionHead, SelfAttention
 from accelerated.models.blocks import DBlock
 from accelerated.models.config import ModelConfig
 
@@ -31,8 +32,12 @@ class Discriminator(nn.Module):
         widths = [3] + [m * cfg.d_ch for m in arch.d_channels]
         attend_after = cfg.d_attention_blocks
         blocks: list[nn.Module] = []
+        last = len(arch.d_downsample) - 1
         for i, ((in_ch, out_ch), down) in enumerate(zip(pairwise(widths), arch.d_downsample,
                                                         strict=True)):
+            if i == last and cfg.d_minibatch_std:
+                blocks.append(MinibatchStd(cfg.d_minibatch_std))
+                in_ch += 1
             blocks.append(DBlock(in_ch, out_ch, downsample=down, preactivation=i > 0))
             if i in attend_after:
                 if cfg.attention_block == "attention":

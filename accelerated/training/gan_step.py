@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterator, Mapping
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.nn.utils import parametrize
 
 from accelerated.backend import force_backend
 from accelerated.config import TrainConfig
@@ -114,23 +113,13 @@ class GANStep:
             for group in opt.param_groups:
                 group.update(lr=lr, betas=(o.beta1, o.beta2), eps=o.eps)
 
-    @contextlib.contextmanager
-    def autocast(self, *modules: nn.Module) -> Iterator[None]:
-        """bfloat16 autocast (when `bf16`) for one forward pass of `modules`.
-
-        Spectral norm is computed first, outside autocast, so its power iteration and sigma are
-        float32; `parametrize.cached()` then hands those weights to the bf16 forward."""
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast (when `bf16`) for a forward pass. Spectral norm turns
+        autocast off inside itself (`layers.SpectralNorm`), so its power iteration and sigma stay
+        float32 and compile into the same graph as the forward."""
         if not self.bf16:
-            yield
-            return
-        with parametrize.cached():
-            for module in modules:
-                for sub in module.modules():
-                    if parametrize.is_parametrized(sub):
-                        for name in sub.parametrizations:
-                            getattr(sub, name)  # computes and caches W / sigma(W)
-            with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16):
-                yield
+            return contextlib.nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=torch.bfloat16)
 
     def finite(self, loss: torch.Tensor, params) -> torch.Tensor:
         """Whether the loss and all gradients are finite, on every rank: a 0-d bool tensor on
@@ -153,11 +142,11 @@ class GANStep:
                y_fake: torch.Tensor | None):
         """One D update on a real batch and G(z, y_fake); (loss, mean D(real), mean D(fake),
         finite flag), all on the device."""
-        with torch.no_grad(), self.autocast(self.G):
+        with torch.no_grad(), self.autocast():
             fake = self.G_fake(z, y_fake)
         x = torch.cat([real, fake.to(real.dtype)]).contiguous(memory_format=self.memory_format)
         y = torch.cat([y_real, y_fake]) if y_fake is not None else None
-        with self.autocast(self.D):
+        with self.autocast():
             logits = self.D_train(x, y)  # (2B,): one pass on real and fake
         d_real, d_fake = logits.float().split(real.shape[0])
         loss = hinge_loss_discriminator(d_real, d_fake)
@@ -171,7 +160,7 @@ class GANStep:
         """One G update through the frozen D; (loss, finite flag) on the device."""
         self.D.requires_grad_(False)  # gradients flow through D to G's images only
         try:
-            with self.autocast(self.G, self.D):
+            with self.autocast():
                 fake = self.G_train(z, y).contiguous(memory_format=self.memory_format)
                 logits = self.D_score(fake, y)
             loss = hinge_loss_generator(logits.float())

@@ -8,7 +8,6 @@ keeps one, else G; drawing leaves its state untouched (`accelerated.models.gener
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 
@@ -50,7 +49,7 @@ class Observer:
     def generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Images of the sampling generator (its state is left untouched)."""
         G = self.sampler()
-        return generate(G, z, y, autocast=functools.partial(self.run.gan.autocast, G))
+        return generate(G, z, y, autocast=self.run.gan.autocast)
 
     def fixed_noise(self, purpose: int, n: int, classes: torch.Tensor | None):
         return fixed_noise(self.run.cfg, self.run.ctx.device, purpose, n, classes)
