@@ -8,15 +8,18 @@ from accelerated.layers import MinibatchStd
 from accelerated.models import Discriminator, ModelConfig
 
 
-def test_the_feature_is_each_groups_mean_standard_deviation():
-    x = torch.randn(8, 3, 4, 4, dtype=torch.float64)
-    out = MinibatchStd(4)(x)
-    assert out.shape == (8, 4, 4, 4) and torch.equal(out[:, :3], x)
+@pytest.mark.parametrize("features", [1, 2])
+def test_each_feature_is_a_groups_mean_standard_deviation_over_its_channels(features):
+    x = torch.randn(8, 4, 3, 3, dtype=torch.float64)
+    out = MinibatchStd(4, features)(x)
+    assert out.shape == (8, 4 + features, 3, 3) and torch.equal(out[:, :4], x)
+    width = 4 // features
     for g in range(2):
-        group = x[4 * g : 4 * g + 4]
-        expected = group.std(dim=0, unbiased=False).mean()
-        torch.testing.assert_close(out[4 * g : 4 * g + 4, 3], expected.expand(4, 4, 4),
-                                   atol=1e-7, rtol=1e-7)
+        for f in range(features):
+            group = x[4 * g : 4 * g + 4, f * width : (f + 1) * width]
+            expected = group.std(dim=0, unbiased=False).mean().expand(4, 3, 3)
+            torch.testing.assert_close(out[4 * g : 4 * g + 4, 4 + f], expected,
+                                       atol=1e-7, rtol=1e-7)
 
 
 def test_repeated_images_give_zero_and_real_never_mixes_with_fake():
@@ -45,7 +48,10 @@ def test_the_discriminator_depends_on_the_other_images_only_with_the_feature():
         assert (a[0] != b[0]).item() is depends
 
 
-@pytest.mark.parametrize("bad", [1, -2, 2.5, True])
-def test_a_bad_group_size_is_refused_with_its_name(bad):
-    with pytest.raises(ValueError, match="d_minibatch_std"):
-        ModelConfig(resolution=16, num_classes=4, g_ch=16, d_ch=16, d_minibatch_std=bad)
+@pytest.mark.parametrize("bad", [{"d_minibatch_std": 1}, {"d_minibatch_std": -2},
+                                 {"d_minibatch_std": 2.5}, {"d_minibatch_std": True},
+                                 {"d_minibatch_std_features": 0},
+                                 {"d_minibatch_std_features": 3}])  # 64 channels
+def test_a_bad_setting_is_refused_with_its_name(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        ModelConfig(resolution=16, num_classes=4, g_ch=16, d_ch=16, **bad)

@@ -47,6 +47,9 @@ class ModelConfig:
     d_minibatch_std: int = setting(0,
         "Group size of a minibatch-std feature map fed to D's last block (ProGAN, against mode "
         "collapse; not in SAGAN); 0 = none.")
+    d_minibatch_std_features: int = setting(1,
+        "Number of minibatch-std feature maps: each averages the spread of an equal slice of the "
+        "channels (1 = ProGAN's single map; D's width = one per channel).")
 
     def __post_init__(self) -> None:
         if self.resolution not in ARCHITECTURES:
@@ -69,6 +72,12 @@ class ModelConfig:
         std = self.d_minibatch_std
         if not isinstance(std, int) or isinstance(std, bool) or std < 0 or std == 1:
             raise ValueError(f"d_minibatch_std must be 0 (none) or a group size >= 2, got {std!r}")
+        features = self.d_minibatch_std_features
+        width = self.architecture.d_channels[-2] * self.d_ch  # into D's last block
+        if not isinstance(features, int) or isinstance(features, bool) or features < 1 or (
+                width % features):
+            raise ValueError(f"d_minibatch_std_features must divide D's {width} channels before "
+                             f"its last block, got {features!r}")
         if not isinstance(self.sn_generator, bool):
             raise ValueError(f"sn_generator must be True or False, got {self.sn_generator!r}")
         for name in ("g_attention", "d_attention"):

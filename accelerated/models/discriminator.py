@@ -36,8 +36,8 @@ class Discriminator(nn.Module):
         for i, ((in_ch, out_ch), down) in enumerate(zip(pairwise(widths), arch.d_downsample,
                                                         strict=True)):
             if i == last and cfg.d_minibatch_std:
-                blocks.append(MinibatchStd(cfg.d_minibatch_std))
-                in_ch += 1
+                blocks.append(MinibatchStd(cfg.d_minibatch_std, cfg.d_minibatch_std_features))
+                in_ch += cfg.d_minibatch_std_features
             blocks.append(DBlock(in_ch, out_ch, downsample=down, preactivation=i > 0))
             if i in attend_after:
                 if cfg.attention_block == "attention":
