@@ -34,6 +34,7 @@ a file that references Python code, or is newer than this code, stops with `Chec
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pickle
 import random
 import re
@@ -46,7 +47,7 @@ import torch
 from accelerated.cli import UserError, gist, say
 from accelerated.config import from_dict
 from accelerated.files import save_atomic
-from accelerated.models import Generator
+from accelerated.models import Generator, ModelConfig
 
 FORMAT_VERSION = 1
 FOLDER = "checkpoints"
@@ -189,8 +190,12 @@ def reading(path: Path):
 
 def check_model(state: dict[str, Any], model: dict[str, Any], path: Path) -> None:
     """Raise CheckpointError naming every model setting where the checkpoint differs from `model`
-    (the run's `config["model"]`), before any `load_state_dict` sees mismatched tensors."""
+    (the run's `config["model"]`), before any `load_state_dict` sees mismatched tensors. A setting
+    the checkpoint does not list was added after it was written: the model it holds has that
+    setting's default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
     saved = state.get("config", {}).get("model", {})
+    saved = {**{k: defaults[k] for k in model if k in defaults and k not in saved}, **saved}
     diffs = [f"model.{k}: checkpoint {saved.get(k)!r}, this run {model.get(k)!r}"
              for k in sorted(set(saved) | set(model)) if saved.get(k) != model.get(k)]
     if diffs:

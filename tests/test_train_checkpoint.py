@@ -147,6 +147,16 @@ def test_other_architecture_names_every_difference():
     assert "num_classes" not in message
 
 
+def test_a_checkpoint_from_before_a_new_model_setting_has_its_default():
+    """Bug: adding `model.d_minibatch_std` made every older checkpoint 'for another
+    architecture' (checkpoint None, this run 0), so no earlier run could be resumed."""
+    state = {"config": {"model": {"g_ch": 32, "resolution": 16}}}  # written before the setting
+    checkpoint.check_model(state, {"g_ch": 32, "resolution": 16, "d_minibatch_std": 0}, "c.pt")
+    with pytest.raises(CheckpointError, match=r"model\.d_minibatch_std: checkpoint 0, this run 4"):
+        checkpoint.check_model(state, {"g_ch": 32, "resolution": 16, "d_minibatch_std": 4},
+                               "c.pt")
+
+
 def test_rng_states_round_trip_through_a_safe_checkpoint(tmp_path):
     import random
 
