@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
@@ -33,6 +34,21 @@ def test_ties_use_scipys_corrected_test():
 def test_eight_seeds_a_side_can_show_p_below_one_percent_three_cannot():
     assert stats.smallest_p(8, 8) < 1e-4
     assert stats.smallest_p(3, 3) == pytest.approx(0.05)
+
+
+def test_the_detectable_difference_is_found_in_eighty_percent_of_fresh_studies():
+    rng = np.random.default_rng(1)
+    a, b = list(0.3 + 0.05 * rng.standard_normal(8)), list(0.3 + 0.05 * rng.standard_normal(8))
+    found = stats.compare(a, b)
+    sd = math.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
+    # the normal-theory size (t test, Mann-Whitney's 95.5% efficiency) is a little below it
+    assert 1.5 * sd < found["detectable"] < 2.2 * sd
+    # fresh studies (other draws than the function's) at that difference: p < 0.01 about 80%
+    x = rng.standard_normal((4000, 8)) * sd + found["detectable"]
+    y = rng.standard_normal((4000, 8)) * sd
+    hits = np.mean(mannwhitneyu(x, y, alternative="greater", axis=1).pvalue < stats.ALPHA)
+    assert hits == pytest.approx(stats.POWER, abs=0.03)
+    assert stats.compare(a[:3], b[:3])["detectable"] == math.inf  # 3 a side never reach 0.01
 
 
 def test_one_seed_is_refused_and_the_table_names_every_comparison():
