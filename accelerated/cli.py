@@ -116,6 +116,13 @@ def positive(text: str) -> int:
     return value
 
 
+def add_generator_options(parser: argparse.ArgumentParser) -> None:
+    """`--device` and `--no-ema`: where a trained generator runs, and which of its weights."""
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not the EMA")
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """"auto" -> CUDA when present else CPU; "cuda" without a GPU raises ValueError."""
     if name == "auto":

@@ -36,7 +36,7 @@ import torch
 
 from accelerated import checkpoint
 from accelerated import config as C
-from accelerated.cli import Parser, resolve_device, run, seed
+from accelerated.cli import Parser, add_generator_options, resolve_device, run, seed
 from accelerated.data import builtin, open_dataset
 from accelerated.metrics import distances, feature_network
 from accelerated.models import generate, sample_noise
@@ -65,9 +65,7 @@ def make_parser() -> Parser:
     parser.add_argument("--cache-dir", default=None, help="where reference features are cached")
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
     parser.add_argument("--seed", type=seed, default=0, help="noise and label seed (default: 0)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not the EMA")
+    add_generator_options(parser)
     return parser
 
 

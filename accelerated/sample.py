@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from accelerated import checkpoint, figures
-from accelerated.cli import Parser, UserError, resolve_device, run, seed
+from accelerated.cli import Parser, UserError, add_generator_options, resolve_device, run, seed
 from accelerated.models import generate, sample_noise
 
 PROG = "python -m accelerated.sample"
@@ -41,9 +41,7 @@ def make_parser() -> Parser:
                         help="classes of the class sheet, e.g. 0,1,2 (default: all, at most 32)")
     parser.add_argument("--columns", type=int, default=8, help="images per row (default: 8)")
     parser.add_argument("--seed", type=seed, default=0, help="noise seed (default: 0)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--no-ema", action="store_true", help="use the raw generator, not the EMA")
+    add_generator_options(parser)
     return parser
 
 

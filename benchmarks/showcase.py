@@ -22,6 +22,7 @@ import torch
 from accelerated import checkpoint, figures
 from accelerated import config as C
 from accelerated.data import builtin
+from accelerated.data.arrays import to_model_range
 from accelerated.figures import curves
 from accelerated.models import build_models, named_attention_layers
 from accelerated.training.attention_report import recording, twin_report
@@ -63,7 +64,7 @@ def main() -> None:
     found = builtin.quality(images, y)
     layers = named_attention_layers(G, D, cfg)
     real_np, real_y = builtin.generate(256, cfg.resolution, seed=2026)
-    real = torch.from_numpy(real_np).permute(0, 3, 1, 2).float() / 127.5 - 1
+    real = torch.from_numpy(to_model_range(real_np))  # (B, 3, R, R) in [-1, 1]
     real_y = torch.from_numpy(real_y)
     with torch.no_grad():
         found.update(twin_report(layers, lambda z_, y_: G(z_, y_), z[:256], y[:256], D, real,

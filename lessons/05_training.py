@@ -35,6 +35,7 @@ import torch
 import accelerated
 from accelerated.checkpoint import load_generator
 from accelerated.data import builtin
+from accelerated.data.arrays import to_model_range
 from accelerated.metrics.twins import twin_attention, twin_cells
 from accelerated.models import build_models, named_attention_layers
 from accelerated.training.attention_report import recording
@@ -143,7 +144,7 @@ def attention_of(layer, run, image_for_cells):
 
 
 real_np, real_y = builtin.generate(8, model_cfg.resolution, seed=5)
-real = torch.from_numpy(real_np).permute(0, 3, 1, 2).float() / 127.5 - 1
+real = torch.from_numpy(to_model_range(real_np))  # (B, 3, R, R) in [-1, 1]
 real_y = torch.from_numpy(real_y)
 panels = [
     ("G8 on a sample", samples[8], attention_of(layers["G8"], lambda: G(z[8:9], y[8:9]),

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays as np_arrays
 
 from accelerated.data import open_dataset
-from accelerated.data.arrays import IMAGES, open_arrays, save_arrays, shrink_images
+from accelerated.data.arrays import (
+    IMAGES,
+    open_arrays,
+    save_arrays,
+    shrink_images,
+    to_model_range,
+)
 
 NAMES = ["a", "b", "c"]
 
@@ -40,6 +46,17 @@ def test_round_trip_is_exact(tmp_path_factory, images, seed):
         assert x.dtype == torch.float32 and x.shape == (3, 4, 4) and y.dtype == torch.int64
         back = ((x + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
         assert np.array_equal(back, images[i]) and y.item() == labels[i]
+
+
+def test_a_batch_converts_as_its_images_do_one_by_one():
+    images = np.random.default_rng(3).integers(0, 256, (5, 4, 4, 3), dtype=np.uint8)
+    batch = to_model_range(images)
+    assert batch.shape == (5, 3, 4, 4) and batch.dtype == np.float32
+    assert batch.min() >= -1 and batch.max() <= 1
+    assert to_model_range(np.full((1, 1, 3), 255, np.uint8)).min() == 1
+    for image, converted in zip(images, batch, strict=True):
+        assert np.array_equal(to_model_range(image), converted)
+        assert np.array_equal(image.transpose(2, 0, 1), ((converted + 1) * 127.5).round())
 
 
 @given(n=st.integers(1, 12), data=st.data(), version=st.sampled_from([(1, 0), (2, 0)]))

@@ -11,6 +11,7 @@ from _inception import random_inception_weights, require_fid_network
 from accelerated import checkpoint, evaluate, train
 from accelerated import config as C
 from accelerated.data import builtin
+from accelerated.data.arrays import to_model_range
 from accelerated.metrics import RandomConvFeatures, distances, features
 from accelerated.models import Generator
 
@@ -60,7 +61,7 @@ def test_a_generator_that_draws_real_images_scores_near_perfect(run_dir, tmp_pat
     code, out = evaluate_cli(run_dir, tmp_path)
     untrained = json.loads(out.read_text())
     pool, labels = builtin.generate(800, 16, seed=7)
-    pool = torch.from_numpy(pool).permute(0, 3, 1, 2).float() / 127.5 - 1
+    pool = torch.from_numpy(to_model_range(pool))
     by_class = [torch.nonzero(torch.from_numpy(labels) == k).flatten() for k in range(4)]
     drawn = {"next": 0}
 

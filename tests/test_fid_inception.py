@@ -20,6 +20,7 @@ import torch
 from _inception import require_fid_network, torch_fidelity_inception
 
 from accelerated.data import builtin
+from accelerated.data.arrays import to_model_range
 from accelerated.metrics import scores
 from accelerated.metrics.features import InceptionFeatures
 
@@ -56,7 +57,7 @@ def signature(features: torch.Tensor) -> torch.Tensor:
 
 def builtin_images(n: int, seed: int) -> torch.Tensor:
     images, _ = builtin.generate(n, 32, seed)  # uint8 (n, 32, 32, 3)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return torch.from_numpy(to_model_range(images))
 
 
 def fid(f1: torch.Tensor, f2: torch.Tensor) -> float:

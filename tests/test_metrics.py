@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import reference.metrics as ref
 from accelerated.data import builtin
+from accelerated.data.arrays import to_model_range
 from accelerated.metrics import features as feature_module
 from accelerated.metrics import scores
 from accelerated.metrics.features import (
@@ -157,7 +158,7 @@ def test_statistics_validate_their_input():
 
 def builtin_images(n: int, resolution: int, seed: int) -> torch.Tensor:
     images, _ = builtin.generate(n, resolution, seed)  # uint8 (n, R, R, 3)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1  # (n, 3, R, R)
+    return torch.from_numpy(to_model_range(images))  # (n, 3, R, R)
 
 
 def test_offline_features_are_deterministic_and_seeded():

@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from accelerated.data import builtin
+from accelerated.data.arrays import to_model_range
 from accelerated.metrics.twins import twin_attention, twin_cells
 from accelerated.models import ModelConfig, build_models, named_attention_layers
 
 
 def real_images(n=6, resolution=16):
     images, _ = builtin.generate(n, resolution, seed=3)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return torch.from_numpy(to_model_range(images))
 
 
 def test_cells_cover_each_twin_in_its_own_half():

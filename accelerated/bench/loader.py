@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from accelerated.data.arrays import open_arrays, save_arrays
+from accelerated.data.arrays import open_arrays, save_arrays, to_model_range
 
 
 def cpu_model() -> str:
@@ -57,11 +57,7 @@ def machine() -> str:
 
 def _to_float(batch: np.ndarray) -> torch.Tensor:
     """(B, R, R, 3) uint8 -> (B, 3, R, R) float32 in [-1, 1], converted as ArrayDataset does."""
-    x = batch.transpose(0, 3, 1, 2).astype(np.float32, order="C")
-    # x = p / 127.5 - 1
-    x /= 127.5
-    x -= 1
-    return torch.from_numpy(x)
+    return torch.from_numpy(to_model_range(batch))
 
 
 def raw_rate(images: np.ndarray, batch_size: int, shuffled: bool, seed: int = 0) -> float:

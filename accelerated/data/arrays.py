@@ -30,6 +30,17 @@ IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
 HOW_TO_MAKE = "make one with: python -m accelerated.data.prepare SRC_FOLDER OUT --resolution R"
 
 
+def to_model_range(pixels: np.ndarray) -> np.ndarray:
+    """uint8 images (..., R, R, 3) -> float32 (..., 3, R, R) in [-1, 1], as the models take them:
+    x = p / 127.5 - 1 maps {0, ..., 255} onto [-1, 1]. In NumPy (one thread), not torch: torch
+    splits an op this size across its threads, which costs far more than it saves when the
+    loader runs beside training (workers=0)."""
+    x = np.moveaxis(pixels, -1, -3).astype(np.float32, order="C")
+    x /= 127.5
+    x -= 1
+    return x
+
+
 class ArrayDataset(Dataset):
     """Items (float32 (3, R, R) in [-1, 1], int64 label) from uint8 (N, R, R, 3) images.
 
@@ -49,13 +60,7 @@ class ArrayDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         pixels = self.images[index]  # (R, R, 3) uint8, paged in from the memory map
-        # In NumPy (one thread), not torch: torch splits an op this size across its threads,
-        # which costs far more than it saves when the loader runs beside training (workers=0).
-        x = pixels.transpose(2, 0, 1).astype(np.float32, order="C")  # (3, R, R)
-        # x = p / 127.5 - 1 maps {0, ..., 255} onto [-1, 1]
-        x /= 127.5
-        x -= 1
-        return torch.from_numpy(x), self.labels[index]
+        return torch.from_numpy(to_model_range(pixels)), self.labels[index]
 
     def __getstate__(self):
         state = dict(self.__dict__)
