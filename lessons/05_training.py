@@ -193,7 +193,9 @@ for name, found in (("G8", g_found), ("D8", d_found)):
 # Compare the two numbers of each layer before reading the maps into the model: a layer whose
 # twin attention is near or below chance does not single out the other twin, whatever one map
 # seems to show. [Training](../training.md) reads these numbers for the default run, and the
-# [ablation](../ablation.md) asks whether the model does better with attention than without.
+# [ablation](../ablation.md) asks whether the model does better with attention than without:
+# on this 16x16 task, measured with 8 seeds a side, it does not, and a plain residual block in
+# the same place does better.
 # The run's curves (losses, $\gamma$, quality, twin attention) as it trained:
 
 # %%
