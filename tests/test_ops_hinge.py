@@ -22,8 +22,11 @@ LOSS_TOL = {
 GRAD_TOL = {key: (1e-6, 0.0) for key in LOSS_TOL} | {("cuda", torch.bfloat16): 1e-2}
 
 # Logits drawn from a range straddling both hinges, with the hinge points themselves mixed in.
+# width=32: no value is subnormal *in float32* (a float64 of 5.6e-42 is normal, but rounds to a
+# float32 subnormal, where a mean loses 2e-4 of relative precision; Hypothesis found it).
 logits = st.lists(
-    st.one_of(st.floats(-3, 3, allow_subnormal=False), st.sampled_from([-1.0, 1.0, 0.0])),
+    st.one_of(st.floats(-3, 3, allow_subnormal=False, width=32),
+              st.sampled_from([-1.0, 1.0, 0.0])),
     min_size=1,
     max_size=40,
 ).map(np.array)
