@@ -8,8 +8,9 @@ a group are.
 
 A generator that repeats a few images, or never uses some colour, gives groups of fakes with too
 little spread in some features, which D can learn to reject whatever the single images look like.
-F = 1 is ProGAN's single number; F = C keeps one statistic per feature. SAGAN does not use it;
-the built-in CPU preset does, against mode collapse (docs/training.md). Groups are
+F = 1 is ProGAN's single number; F = C keeps one statistic per feature. SAGAN does not use it,
+nor does any preset: docs/training.md measures it against the default run's mode collapse (it
+restores the colours, not the diversity). Groups are
 **consecutive** images, so D's one pass on `cat([real, fake])` never mixes real and fake in a
 group when the batch is a multiple of g; a batch that is not uses the largest group size
 dividing it (1 = no signal).
