@@ -195,7 +195,7 @@ def check_model(state: dict[str, Any], model: dict[str, Any], path: Path) -> Non
     setting's default."""
     defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
     saved = state.get("config", {}).get("model", {})
-    saved = {**{k: defaults[k] for k in model if k in defaults and k not in saved}, **saved}
+    saved = {**{k: defaults[k] for k in model if k in defaults}, **saved}  # saved ones win
     diffs = [f"model.{k}: checkpoint {saved.get(k)!r}, this run {model.get(k)!r}"
              for k in sorted(set(saved) | set(model)) if saved.get(k) != model.get(k)]
     if diffs:

@@ -56,8 +56,11 @@ def detectable_difference(a: list[float], b: list[float], trials: int = 2000,
         return math.inf if sd else 0.0
     low, high = 0.0, 20.0
     for _ in range(30):  # bisection to 20 / 2^30 standard deviations
-        low, high = (low, (low + high) / 2) if power((low + high) / 2) >= POWER else (
-            (low + high) / 2, high)
+        middle = (low + high) / 2
+        if power(middle) >= POWER:
+            high = middle
+        else:
+            low = middle
     return high * sd
 
 
