@@ -65,8 +65,10 @@ def torchrun(tmp_path, *argv, cli=False, env=None):
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_end_with_identical_weights_and_only_rank_0_writes(tmp_path):
-    out = torchrun(tmp_path, "--run.steps", "3", "--optim.batch_size", "8")
+@pytest.mark.parametrize("extra", [(), ("--optim.r1_gamma", "1")], ids=["plain", "r1"])
+def test_two_gloo_ranks_end_with_identical_weights_and_only_rank_0_writes(tmp_path, extra):
+    # with R1, D's loss differentiates D twice through DDP's forward
+    out = torchrun(tmp_path, "--run.steps", "3", "--optim.batch_size", "8", *extra)
     assert out.returncode == 0, out.stderr[-3000:]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)

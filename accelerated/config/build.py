@@ -200,6 +200,10 @@ def validate(cfg: TrainConfig, world_size: int = 1) -> None:
         (0 <= o.beta1 < 1 and 0 <= o.beta2 < 1, "optim.beta1 and optim.beta2 must lie in [0, 1)"),
         (0 < o.eps < math.inf, "optim.eps must be positive and finite"),
         (o.d_steps >= 1, "optim.d_steps must be at least 1"),
+        (0 <= o.r1_gamma < math.inf, "optim.r1_gamma must be at least 0 and finite"),
+        (o.r1_gamma == 0 or not r.compile,
+         "optim.r1_gamma needs a second derivative of D, which torch.compile does not give: "
+         "set run.compile = false, or optim.r1_gamma = 0"),
         (0 <= o.ema_decay < 1, "optim.ema_decay must lie in [0, 1)"),
         (o.ema_start >= 0, "optim.ema_start must be at least 0"),
         (r.steps >= 1, "run.steps must be at least 1"),

@@ -57,6 +57,10 @@ class OptimConfig:
     beta2: float = setting(0.999, 'Adam beta2 (official code 0.999; paper text 0.9).')
     eps: float = setting(1e-8, 'Adam epsilon.')
     d_steps: int = setting(1, 'Discriminator steps per generator step.')
+    r1_gamma: float = setting(0.0,
+        'Weight gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 on real images (Mescheder '
+        'et al. 2018); 0: off, as in the paper. Its D pass computes attention by the readable '
+        'route (the one with a second derivative).')
     ema: bool = setting(False,
         'Keep an exponential moving average of G, used for samples and evaluation.')
     ema_decay: float = setting(0.9999, 'EMA decay per step.')

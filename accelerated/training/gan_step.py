@@ -19,6 +19,9 @@ from the text above, it says why:
   iteration moves once per update and DDP's buffer broadcast sees one forward;
 - fakes for D come from G without gradients, and D is frozen during the G step, so each loss
   reaches only its own network's weights;
+- with `optim.r1_gamma` > 0, D's loss gains the R1 penalty $\frac{\gamma}{2}
+  \mathbb{E}\lVert \nabla_x D(x) \rVert^2$ on the real half of that same pass (not in the
+  paper; `accelerated.ops.r1`);
 - a step whose loss or gradients are not finite (on any rank) is not applied: fused Adam skips
   it on the device, another optimiser is skipped on the host. The caller counts the skips.
 """
@@ -35,7 +38,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from accelerated.backend import force_backend
 from accelerated.config import TrainConfig
-from accelerated.ops import force_route, hinge_loss_discriminator, hinge_loss_generator
+from accelerated.ops import (
+    force_route,
+    hinge_loss_discriminator,
+    hinge_loss_generator,
+    r1_penalty,
+)
 from accelerated.training.distributed import Context, all_ranks
 
 NOISE_D, NOISE_G = 0, 1  # the purposes of a step's noise (see `accelerated.training.run`)
@@ -45,23 +53,25 @@ Noise = Callable[[int, int], tuple[torch.Tensor, torch.Tensor | None]]  # (purpo
 
 class StepLosses(Mapping):
     """One iteration's losses, read from the device only when first looked at (on log steps),
-    so an iteration does not wait for the GPU to report them."""
+    so an iteration does not wait for the GPU to report them. `r1` (the mean squared gradient
+    norm, before gamma / 2) is there when the R1 penalty is on."""
 
-    NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
+    NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "r1")
 
     def __init__(self, values: torch.Tensor):
         self._values, self._read = values, None
+        self._names = self.NAMES[: len(values)]
 
     def __getitem__(self, name: str) -> float:
         if self._read is None:
-            self._read = dict(zip(self.NAMES, self._values.tolist(), strict=True))
+            self._read = dict(zip(self._names, self._values.tolist(), strict=True))
         return self._read[name]
 
     def __iter__(self):
-        return iter(self.NAMES)
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self.NAMES)
+        return len(self._names)
 
 
 class GANStep:
@@ -140,21 +150,28 @@ class GANStep:
 
     def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None, z: torch.Tensor,
                y_fake: torch.Tensor | None):
-        """One D update on a real batch and G(z, y_fake); (loss, mean D(real), mean D(fake),
-        finite flag), all on the device."""
+        """One D update on a real batch and G(z, y_fake); (hinge loss, mean D(real),
+        mean D(fake), R1's mean squared gradient norm or None, finite flag), on the device."""
+        gamma = self.cfg.optim.r1_gamma
         with torch.no_grad(), self.autocast():
             fake = self.G_fake(z, y_fake)
+        if gamma:
+            real = real.detach().requires_grad_()
         x = torch.cat([real, fake.to(real.dtype)]).contiguous(memory_format=self.memory_format)
         y = torch.cat([y_real, y_fake]) if y_fake is not None else None
-        with self.autocast():
+        # R1 differentiates D twice: only the readable attention route has a second derivative
+        with self.autocast(), force_route("readable") if gamma else contextlib.nullcontext():
             logits = self.D_train(x, y)  # (2B,): one pass on real and fake
         d_real, d_fake = logits.float().split(real.shape[0])
         loss = hinge_loss_discriminator(d_real, d_fake)
+        r1 = r1_penalty(d_real, real) if gamma else None
+        total = loss if r1 is None else loss + gamma / 2 * r1
         self.opt_D.zero_grad(set_to_none=True)
-        loss.backward()
-        ok = self.finite(loss, self.D.parameters())
+        total.backward()
+        ok = self.finite(total, self.D.parameters())
         self.step_if(self.opt_D, ok)
-        return loss.detach(), d_real.detach().mean(), d_fake.detach().mean(), ok
+        r1 = None if r1 is None else r1.detach()
+        return loss.detach(), d_real.detach().mean(), d_fake.detach().mean(), r1, ok
 
     def g_step(self, z: torch.Tensor, y: torch.Tensor | None):
         """One G update through the frozen D; (loss, finite flag) on the device."""
@@ -183,11 +200,12 @@ class GANStep:
                 real = real.to(self.ctx.device, non_blocking=True)
                 y_real = y_real.to(self.ctx.device, non_blocking=True)
                 z, y_fake = noise(NOISE_D, i)
-                loss_d, d_real, d_fake, ok = self.d_step(
+                loss_d, d_real, d_fake, r1, ok = self.d_step(
                     real, y_real if self.cfg.model.conditional else None, z, y_fake)
                 d_oks.append(ok)
             z, y = noise(NOISE_G, 0)
             loss_g, g_ok = self.g_step(z, y)
         # the one wait of an iteration: the skip counters and the rollback rule need the flags
         *d_oks, g_ok = torch.stack([*d_oks, g_ok]).tolist()
-        return StepLosses(torch.stack([loss_d, loss_g, d_real, d_fake])), d_oks, g_ok
+        values = [loss_d, loss_g, d_real, d_fake] + ([] if r1 is None else [r1])
+        return StepLosses(torch.stack(values)), d_oks, g_ok

@@ -1,0 +1,94 @@
+"""The R1 penalty (`accelerated.ops.r1`) and its place in D's step (`optim.r1_gamma`)."""
+
+import kernel_stand_ins as stand_ins
+import numpy as np
+import pytest
+import torch
+
+from accelerated import config as C
+from accelerated.bench.trainer import config, synthetic_gan, synthetic_step
+from accelerated.ops import r1_penalty
+from accelerated.training.gan_step import StepLosses
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_r1_of_a_linear_critic_is_its_squared_weight_norm(seed):
+    # D(x) = <w, x>: its gradient is w at every x, so E||grad||^2 = ||w||^2, and d/dw = 2 w
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(3, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    real = torch.randn(5, 3, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    penalty = r1_penalty((real * w).sum((1, 2, 3)), real)
+    assert penalty.item() == pytest.approx(w.pow(2).sum().item(), rel=1e-12)
+    (grad_w,) = torch.autograd.grad(penalty, w)
+    np.testing.assert_allclose(grad_w.numpy(), 2 * w.detach().numpy(), rtol=1e-12)
+
+
+def test_r1_of_a_quadratic_critic_averages_over_the_batch():
+    # D(x) = ||x||^2 / 2: gradient x, so the penalty is the batch mean of ||x||^2
+    real = torch.arange(2 * 3 * 2 * 2, dtype=torch.float64).reshape(2, 3, 2, 2).requires_grad_()
+    penalty = r1_penalty(real.pow(2).sum((1, 2, 3)) / 2, real)
+    assert penalty.item() == pytest.approx(real.detach().pow(2).sum((1, 2, 3)).mean().item())
+
+
+def test_r1_asks_for_real_images_that_require_grad():
+    real = torch.zeros(2, 3, 4, 4)
+    with pytest.raises(ValueError, match="requires_grad"):
+        r1_penalty(real.sum((1, 2, 3)), real)
+
+
+def d_gradients(overrides: dict) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """One iteration of the tiny preset's `GANStep` from the run's initial weights; its losses
+    and D's gradients (what the D step applied; the G step leaves D's .grad alone)."""
+    gan = synthetic_gan(config("tiny", overrides={"optim.ema": False, **overrides}), CPU)
+    losses, d_oks, g_ok = synthetic_step(gan)()
+    assert d_oks == [True] and g_ok
+    return dict(losses), [p.grad.clone() for p in gan.D.parameters()]
+
+
+def test_d_step_adds_half_gamma_times_the_penalty_gradient():
+    gamma = 3.0
+    plain_losses, plain = d_gradients({})
+    losses, with_r1 = d_gradients({"optim.r1_gamma": gamma})
+    _, penalised = d_gradients({"optim.r1_gamma": 2 * gamma})
+    assert "r1" not in plain_losses and losses["r1"] > 0
+    assert losses["loss_d"] == pytest.approx(plain_losses["loss_d"], rel=1e-6)  # hinge alone
+    # the penalty's share of the gradient is linear in gamma, and is not zero
+    for p0, p1, p2 in zip(plain, with_r1, penalised, strict=True):
+        torch.testing.assert_close(p2 - p0, 2 * (p1 - p0), rtol=1e-4, atol=1e-6)
+    assert sum((p1 - p0).abs().sum() for p0, p1 in zip(plain, with_r1, strict=True)) > 0
+
+
+@pytest.fixture
+def stand_in_kernels():
+    stand_ins.register_kernels()
+    yield
+    stand_ins.unregister_kernels()
+
+
+def test_r1_takes_the_readable_attention_route_where_the_kernel_is_chosen(stand_in_kernels):
+    # the kernel's backward is not differentiable again: R1's pass must not run through it
+    gamma = {"optim.r1_gamma": 1.0}
+    readable_losses, readable = d_gradients({**gamma, "run.attention_route": "readable"})
+    losses, kernel = d_gradients({**gamma, "run.attention_route": "kernel",
+                                  "run.backend": "cupy"})
+    assert losses["r1"] == pytest.approx(readable_losses["r1"], rel=1e-5)
+    for a, b in zip(readable, kernel, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"optim.r1_gamma": -1.0}, "r1_gamma must be at least 0"),
+    ({"optim.r1_gamma": float("inf")}, "r1_gamma must be at least 0 and finite"),
+    ({"optim.r1_gamma": 1.0, "run.compile": True}, "torch.compile does not give"),
+])
+def test_impossible_r1_settings_are_refused_with_the_fix(overrides, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.validate(C.build("tiny", overrides=overrides))
+
+
+def test_losses_list_r1_only_when_it_was_computed():
+    assert list(StepLosses(torch.tensor([1.0, 2.0, 3.0, 4.0]))) == [
+        "loss_d", "loss_g", "d_real", "d_fake"]
+    assert dict(StepLosses(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])))["r1"] == 5.0
