@@ -38,11 +38,11 @@ def test_r1_asks_for_real_images_that_require_grad():
         r1_penalty(real.sum((1, 2, 3)), real)
 
 
-def d_gradients(overrides: dict) -> tuple[dict[str, float], list[torch.Tensor]]:
-    """One iteration of the tiny preset's `GANStep` from the run's initial weights; its losses
-    and D's gradients (what the D step applied; the G step leaves D's .grad alone)."""
+def d_gradients(overrides: dict, step: int = 0) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """Iteration number `step` of the tiny preset's `GANStep` from the run's initial weights; its
+    losses and D's gradients (what the D step applied; the G step leaves D's .grad alone)."""
     gan = synthetic_gan(config("tiny", overrides={"optim.ema": False, **overrides}), CPU)
-    losses, d_oks, g_ok = synthetic_step(gan)()
+    losses, d_oks, g_ok = synthetic_step(gan, first_step=step)()
     assert d_oks == [True] and g_ok
     return dict(losses), [p.grad.clone() for p in gan.D.parameters()]
 
@@ -58,6 +58,23 @@ def test_d_step_adds_half_gamma_times_the_penalty_gradient():
     for p0, p1, p2 in zip(plain, with_r1, penalised, strict=True):
         torch.testing.assert_close(p2 - p0, 2 * (p1 - p0), rtol=1e-4, atol=1e-6)
     assert sum((p1 - p0).abs().sum() for p0, p1 in zip(plain, with_r1, strict=True)) > 0
+
+
+def test_lazy_r1_penalises_every_kth_iteration_k_times_as_much():
+    _, plain = d_gradients({})
+    _, every = d_gradients({"optim.r1_gamma": 1.0})
+    for step, weight in ((0, 3), (1, 0), (2, 0), (3, 3), (6, 3)):
+        _, lazy = d_gradients({"optim.r1_gamma": 1.0, "optim.r1_every": 3}, step)
+        for p0, p1, p3 in zip(plain, every, lazy, strict=True):
+            torch.testing.assert_close(p3 - p0, weight * (p1 - p0), rtol=1e-4, atol=1e-6)
+
+
+def test_lazy_r1_logs_the_latest_penalty_between_its_iterations():
+    gan = synthetic_gan(config("tiny", overrides={"optim.r1_gamma": 1.0, "optim.r1_every": 2}), CPU)
+    step = synthetic_step(gan, first_step=1)
+    assert "r1" not in dict(step()[0])  # iteration 1: none computed yet
+    computed = dict(step()[0])["r1"]  # iteration 2 computes it
+    assert dict(step()[0])["r1"] == computed  # iteration 3 shows iteration 2's
 
 
 @pytest.fixture
@@ -80,6 +97,7 @@ def test_r1_takes_the_readable_attention_route_where_the_kernel_is_chosen(stand_
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"optim.r1_gamma": -1.0}, "r1_gamma must be at least 0"),
+    ({"optim.r1_every": 0}, "r1_every must be at least 1"),
     ({"optim.r1_gamma": float("inf")}, "r1_gamma must be at least 0 and finite"),
     ({"optim.r1_gamma": 1.0, "run.compile": True}, "torch.compile does not give"),
 ])

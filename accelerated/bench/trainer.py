@@ -32,10 +32,11 @@ def synthetic_gan(cfg: C.TrainConfig, device: torch.device,
     return GANStep(cfg, *build_models(cfg.model), Context(0, 1, device), levers_anywhere)
 
 
-def synthetic_step(gan: GANStep, seed: int = 0):
+def synthetic_step(gan: GANStep, seed: int = 0, first_step: int = 0):
     """A function running one `gan.iteration` on the same real batch and noise every time
     (images (B, 3, R, R) in [-1, 1], labels (B,), z, y, all on the device); it returns what the
-    iteration does: (losses, D steps applied, G step applied)."""
+    iteration does: (losses, D steps applied, G step applied). Iterations are numbered from
+    `first_step`."""
     cfg, device = gan.cfg, gan.ctx.device
     g = torch.Generator().manual_seed(seed)
     R, B, m = cfg.model.resolution, cfg.optim.batch_size, cfg.model
@@ -44,4 +45,5 @@ def synthetic_step(gan: GANStep, seed: int = 0):
     batches = itertools.repeat((images.to(device), labels.to(device)))
     z, y = sample_noise(g, B, m.z_dim, m.num_classes, torch.device("cpu"))
     noise = (z.to(device), None if y is None else y.to(device))
-    return lambda: gan.iteration(batches, lambda purpose, index: noise)
+    steps = itertools.count(first_step)
+    return lambda: gan.iteration(batches, lambda purpose, index: noise, next(steps))

@@ -201,6 +201,7 @@ def validate(cfg: TrainConfig, world_size: int = 1) -> None:
         (0 < o.eps < math.inf, "optim.eps must be positive and finite"),
         (o.d_steps >= 1, "optim.d_steps must be at least 1"),
         (0 <= o.r1_gamma < math.inf, "optim.r1_gamma must be at least 0 and finite"),
+        (o.r1_every >= 1, "optim.r1_every must be at least 1"),
         (o.r1_gamma == 0 or not r.compile,
          "optim.r1_gamma needs a second derivative of D, which torch.compile does not give: "
          "set run.compile = false, or optim.r1_gamma = 0"),

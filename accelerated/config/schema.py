@@ -61,6 +61,9 @@ class OptimConfig:
         'Weight gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 on real images (Mescheder '
         'et al. 2018); 0: off, as in the paper. Its D pass computes attention by the readable '
         'route (the one with a second derivative).')
+    r1_every: int = setting(1,
+        'Lazy R1 (StyleGAN2): the penalty on the D steps of every r1_every-th iteration only, '
+        'weighted by r1_every, for about the same effect at a fraction of its cost.')
     ema: bool = setting(False,
         'Keep an exponential moving average of G, used for samples and evaluation.')
     ema_decay: float = setting(0.9999, 'EMA decay per step.')

@@ -21,7 +21,7 @@ from the text above, it says why:
   reaches only its own network's weights;
 - with `optim.r1_gamma` > 0, D's loss gains the R1 penalty $\frac{\gamma}{2}
   \mathbb{E}\lVert \nabla_x D(x) \rVert^2$ on the real half of that same pass (not in the
-  paper; `accelerated.ops.r1`);
+  paper; `accelerated.ops.r1`), every `optim.r1_every`-th iteration, times `r1_every`;
 - a step whose loss or gradients are not finite (on any rank) is not applied: fused Adam skips
   it on the device, another optimiser is skipped on the host. The caller counts the skips.
 """
@@ -54,7 +54,8 @@ Noise = Callable[[int, int], tuple[torch.Tensor, torch.Tensor | None]]  # (purpo
 class StepLosses(Mapping):
     """One iteration's losses, read from the device only when first looked at (on log steps),
     so an iteration does not wait for the GPU to report them. `r1` (the mean squared gradient
-    norm, before gamma / 2) is there when the R1 penalty is on."""
+    norm, before gamma / 2, of the latest iteration that computed it) is there when the R1
+    penalty is on."""
 
     NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "r1")
 
@@ -111,6 +112,7 @@ class GANStep:
                                      mode=None if r.compile_mode == "default" else r.compile_mode)
             G_train, D_train, G_fake, D_score = map(wrap, (G_train, D_train, self.G, self.D))
         self.G_train, self.D_train, self.G_fake, self.D_score = G_train, D_train, G_fake, D_score
+        self.last_r1: torch.Tensor | None = None  # the latest R1 (lazy R1 skips iterations)
         auto = {"auto": None}
         self.route = auto.get(r.attention_route, r.attention_route)
         self.backend = auto.get(r.backend, r.backend)
@@ -149,23 +151,23 @@ class GANStep:
             opt.step()
 
     def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None, z: torch.Tensor,
-               y_fake: torch.Tensor | None):
-        """One D update on a real batch and G(z, y_fake); (hinge loss, mean D(real),
-        mean D(fake), R1's mean squared gradient norm or None, finite flag), on the device."""
-        gamma = self.cfg.optim.r1_gamma
+               y_fake: torch.Tensor | None, r1_weight: float = 0.0):
+        """One D update on a real batch and G(z, y_fake), with `r1_weight` times the R1 penalty
+        (0: none); (hinge loss, mean D(real), mean D(fake), R1's mean squared gradient norm or
+        None, finite flag), on the device."""
         with torch.no_grad(), self.autocast():
             fake = self.G_fake(z, y_fake)
-        if gamma:
+        if r1_weight:
             real = real.detach().requires_grad_()
         x = torch.cat([real, fake.to(real.dtype)]).contiguous(memory_format=self.memory_format)
         y = torch.cat([y_real, y_fake]) if y_fake is not None else None
         # R1 differentiates D twice: only the readable attention route has a second derivative
-        with self.autocast(), force_route("readable") if gamma else contextlib.nullcontext():
+        with self.autocast(), force_route("readable") if r1_weight else contextlib.nullcontext():
             logits = self.D_train(x, y)  # (2B,): one pass on real and fake
         d_real, d_fake = logits.float().split(real.shape[0])
         loss = hinge_loss_discriminator(d_real, d_fake)
-        r1 = r1_penalty(d_real, real) if gamma else None
-        total = loss if r1 is None else loss + gamma / 2 * r1
+        r1 = r1_penalty(d_real, real) if r1_weight else None
+        total = loss if r1 is None else loss + r1_weight * r1
         self.opt_D.zero_grad(set_to_none=True)
         total.backward()
         ok = self.finite(total, self.D.parameters())
@@ -189,10 +191,14 @@ class GANStep:
         self.step_if(self.opt_G, ok)
         return loss.detach(), ok
 
-    def iteration(self, batches: Iterator, noise: Noise) -> tuple[StepLosses, list[bool], bool]:
-        """`d_steps` D updates on batches from `batches`, then one G update, with noise from
-        `noise(purpose, index)`; returns (losses, which D updates were applied, whether G's was).
-        """
+    def iteration(self, batches: Iterator, noise: Noise,
+                  step: int) -> tuple[StepLosses, list[bool], bool]:
+        """Iteration number `step` (0 for the first): `d_steps` D updates on batches from
+        `batches`, then one G update, with noise from `noise(purpose, index)`; returns (losses,
+        which D updates were applied, whether G's was)."""
+        o = self.cfg.optim
+        r1_due = o.r1_gamma > 0 and step % o.r1_every == 0
+        r1_weight = o.r1_gamma / 2 * o.r1_every if r1_due else 0.0
         d_oks = []
         with force_route(self.route), force_backend(self.backend):
             for i in range(self.cfg.optim.d_steps):
@@ -201,11 +207,13 @@ class GANStep:
                 y_real = y_real.to(self.ctx.device, non_blocking=True)
                 z, y_fake = noise(NOISE_D, i)
                 loss_d, d_real, d_fake, r1, ok = self.d_step(
-                    real, y_real if self.cfg.model.conditional else None, z, y_fake)
+                    real, y_real if self.cfg.model.conditional else None, z, y_fake, r1_weight)
                 d_oks.append(ok)
             z, y = noise(NOISE_G, 0)
             loss_g, g_ok = self.g_step(z, y)
         # the one wait of an iteration: the skip counters and the rollback rule need the flags
         *d_oks, g_ok = torch.stack([*d_oks, g_ok]).tolist()
-        values = [loss_d, loss_g, d_real, d_fake] + ([] if r1 is None else [r1])
+        if r1_due:
+            self.last_r1 = r1
+        values = [loss_d, loss_g, d_real, d_fake] + ([] if self.last_r1 is None else [self.last_r1])
         return StepLosses(torch.stack(values)), d_oks, g_ok

@@ -190,7 +190,7 @@ class Run:
 
     def iteration(self, batches) -> dict[str, float]:
         """One GAN step; counts its skipped updates; returns its losses."""
-        losses, d_oks, g_ok = self.gan.iteration(batches, self.noise)
+        losses, d_oks, g_ok = self.gan.iteration(batches, self.noise, self.step)
         self.counters["skipped_d"] += d_oks.count(False)
         self.counters["skipped_g"] += not g_ok
         if self.ema and g_ok:
