@@ -8,6 +8,7 @@ import torch
 from accelerated import config as C
 from accelerated.bench.trainer import config, synthetic_gan, synthetic_step
 from accelerated.ops import r1_penalty
+from accelerated.training import gan_step
 from accelerated.training.gan_step import StepLosses
 
 CPU = torch.device("cpu")
@@ -38,26 +39,52 @@ def test_r1_asks_for_real_images_that_require_grad():
         r1_penalty(real.sum((1, 2, 3)), real)
 
 
-def d_gradients(overrides: dict, step: int = 0) -> tuple[dict[str, float], list[torch.Tensor]]:
-    """Iteration number `step` of the tiny preset's `GANStep` from the run's initial weights; its
-    losses and D's gradients (what the D step applied; the G step leaves D's .grad alone)."""
-    gan = synthetic_gan(config("tiny", overrides={"optim.ema": False, **overrides}), CPU)
+def tiny_gan(overrides: dict) -> gan_step.GANStep:
+    """The tiny preset's `GANStep` with the run's initial weights."""
+    return synthetic_gan(config("tiny", overrides={"optim.ema": False, **overrides}), CPU)
+
+
+def d_gradients(overrides: dict, step: int = 0,
+                gan=None) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """Iteration number `step` of `gan` (else `tiny_gan(overrides)`); its losses and D's
+    gradients (what the D step applied; the G step leaves D's .grad alone)."""
+    gan = gan or tiny_gan(overrides)
     losses, d_oks, g_ok = synthetic_step(gan, first_step=step)()
     assert d_oks == [True] and g_ok
     return dict(losses), [p.grad.clone() for p in gan.D.parameters()]
 
 
-def test_d_step_adds_half_gamma_times_the_penalty_gradient():
-    gamma = 3.0
+def test_d_step_adds_half_gamma_times_the_penalty_gradient(monkeypatch):
+    gamma, recorded = 3.0, []
+    gan = tiny_gan({"optim.r1_gamma": gamma})
+    params = list(gan.D.parameters())
+
+    def recording(d_real, real):  # the penalty's own gradient in D's weights, as computed
+        r1 = r1_penalty(d_real, real)
+        grads = torch.autograd.grad(r1, params, retain_graph=True, allow_unused=True)
+        recorded.extend(torch.zeros_like(p) if g is None else g
+                        for p, g in zip(params, grads, strict=True))
+        return r1
+
+    monkeypatch.setattr(gan_step, "r1_penalty", recording)
     plain_losses, plain = d_gradients({})
-    losses, with_r1 = d_gradients({"optim.r1_gamma": gamma})
-    _, penalised = d_gradients({"optim.r1_gamma": 2 * gamma})
+    losses, with_r1 = d_gradients({}, gan=gan)
     assert "r1" not in plain_losses and losses["r1"] > 0
     assert losses["loss_d"] == pytest.approx(plain_losses["loss_d"], rel=1e-6)  # hinge alone
-    # the penalty's share of the gradient is linear in gamma, and is not zero
-    for p0, p1, p2 in zip(plain, with_r1, penalised, strict=True):
-        torch.testing.assert_close(p2 - p0, 2 * (p1 - p0), rtol=1e-4, atol=1e-6)
-    assert sum((p1 - p0).abs().sum() for p0, p1 in zip(plain, with_r1, strict=True)) > 0
+    assert len(recorded) == len(plain)
+    assert sum(g.abs().sum() for g in recorded) > 0
+    for p0, p1, g in zip(plain, with_r1, recorded, strict=True):
+        torch.testing.assert_close(p1 - p0, gamma / 2 * g, rtol=1e-4, atol=1e-6)
+
+
+def test_r1_runs_under_the_fast_path_levers_with_two_d_steps():
+    # bf16 autocast, channels-last and fused Adam on a CPU, and the penalty on both D steps
+    cfg = config("tiny", overrides={"optim.r1_gamma": 1.0, "optim.d_steps": 2})
+    gan = synthetic_gan(cfg, CPU, levers_anywhere=True)
+    assert gan.bf16 and gan.memory_format == torch.channels_last
+    losses, d_oks, g_ok = synthetic_step(gan)()
+    assert d_oks == [True, True] and g_ok
+    assert 0 < dict(losses)["r1"] < float("inf")
 
 
 def test_lazy_r1_penalises_every_kth_iteration_k_times_as_much():

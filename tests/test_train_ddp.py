@@ -1,5 +1,6 @@
 """Data-parallel training on CPU: two gloo processes under torchrun agree on every weight."""
 
+import json
 import os
 import socket
 import subprocess
@@ -65,9 +66,10 @@ def torchrun(tmp_path, *argv, cli=False, env=None):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [(), ("--optim.r1_gamma", "1")], ids=["plain", "r1"])
-def test_two_gloo_ranks_end_with_identical_weights_and_only_rank_0_writes(tmp_path, extra):
-    # with R1, D's loss differentiates D twice through DDP's forward
+@pytest.mark.parametrize("lazy_r1", [False, True], ids=["plain", "r1"])
+def test_two_gloo_ranks_end_with_identical_weights_and_only_rank_0_writes(tmp_path, lazy_r1):
+    # with lazy R1, D's loss differentiates D twice through DDP's forward every other step
+    extra = ("--optim.r1_gamma", "1", "--optim.r1_every", "2") if lazy_r1 else ()
     out = torchrun(tmp_path, "--run.steps", "3", "--optim.batch_size", "8", *extra)
     assert out.returncode == 0, out.stderr[-3000:]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
@@ -79,6 +81,10 @@ def test_two_gloo_ranks_end_with_identical_weights_and_only_rank_0_writes(tmp_pa
         for name, value in r0[net].items():
             assert torch.equal(value, r1[net][name]), f"{net}.{name} differs between ranks"
     run_dir = tmp_path / "runs" / "ddp"
+    if lazy_r1:  # iterations 0 and 2 compute it; the row of iteration 1 repeats iteration 0's
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+        first, second, third = (row["r1"] for row in rows if row["kind"] == "train")
+        assert first > 0 and second == first and third != first
     assert any(str(run_dir) in path for path in r0["written"])  # rank 0 wrote the run
     assert [p for p in r1["written"] if str(tmp_path) in p] == []  # rank 1 wrote nothing
     assert (run_dir / "checkpoints" / "step-00000003.pt").is_file()

@@ -1,6 +1,6 @@
 """The project's real GAN step (`accelerated.training.gan_step.GANStep`) for benchmarks, fed
 synthetic batches and noise that sit on the device, so no data is read and no host-to-device copy
-is timed: `synthetic_step(cfg, device)` returns a function running one iteration.
+is timed: `synthetic_step(synthetic_gan(cfg, device))` returns a function running one iteration.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class OptimConfig:
     r1_gamma: float = setting(0.0,
         'Weight gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 on real images (Mescheder '
         'et al. 2018); 0: off, as in the paper. Its D pass computes attention by the readable '
-        'route (the one with a second derivative).')
+        'route, whose backward can be differentiated again on every device.')
     r1_every: int = setting(1,
         'Lazy R1 (StyleGAN2): the penalty on the D steps of every r1_every-th iteration only, '
         'weighted by r1_every, for about the same effect at a fraction of its cost.')

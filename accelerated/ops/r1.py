@@ -19,6 +19,8 @@ def r1_penalty(d_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     if not real.requires_grad:
         raise ValueError("real must require grad (real.requires_grad_()) before D's forward")
     # --8<-- [start:r1]
-    (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)  # dD(x_b)/dx_b per b
+    # row b: dD(x_b)/dx_b (with `model.d_minibatch_std`, D(x_b) also depends on the other
+    # images of b's group: the row is then d(sum of the group's logits)/dx_b, as in StyleGAN2)
+    (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
     # --8<-- [end:r1]

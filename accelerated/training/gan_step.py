@@ -53,9 +53,10 @@ Noise = Callable[[int, int], tuple[torch.Tensor, torch.Tensor | None]]  # (purpo
 
 class StepLosses(Mapping):
     """One iteration's losses, read from the device only when first looked at (on log steps),
-    so an iteration does not wait for the GPU to report them. `r1` (the mean squared gradient
-    norm, before gamma / 2, of the latest iteration that computed it) is there when the R1
-    penalty is on."""
+    so an iteration does not wait for the GPU to report them. With the R1 penalty on, `r1` (the
+    mean squared gradient norm, before gamma / 2) is there once an iteration has computed it:
+    the latest one's (lazy R1 computes it every `optim.r1_every` iterations). `loss_d` is the
+    hinge loss alone."""
 
     NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "r1")
 
@@ -151,7 +152,7 @@ class GANStep:
             opt.step()
 
     def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None, z: torch.Tensor,
-               y_fake: torch.Tensor | None, r1_weight: float = 0.0):
+               y_fake: torch.Tensor | None, r1_weight: float):
         """One D update on a real batch and G(z, y_fake), with `r1_weight` times the R1 penalty
         (0: none); (hinge loss, mean D(real), mean D(fake), R1's mean squared gradient norm or
         None, finite flag), on the device."""
@@ -161,7 +162,8 @@ class GANStep:
             real = real.detach().requires_grad_()
         x = torch.cat([real, fake.to(real.dtype)]).contiguous(memory_format=self.memory_format)
         y = torch.cat([y_real, y_fake]) if y_fake is not None else None
-        # R1 differentiates D twice: only the readable attention route has a second derivative
+        # R1 differentiates D twice: the readable route is the one attention route whose
+        # backward can be differentiated again on every device (not the kernel's, nor fused SDPA)
         with self.autocast(), force_route("readable") if r1_weight else contextlib.nullcontext():
             logits = self.D_train(x, y)  # (2B,): one pass on real and fake
         d_real, d_fake = logits.float().split(real.shape[0])
@@ -201,7 +203,7 @@ class GANStep:
         r1_weight = o.r1_gamma / 2 * o.r1_every if r1_due else 0.0
         d_oks = []
         with force_route(self.route), force_backend(self.backend):
-            for i in range(self.cfg.optim.d_steps):
+            for i in range(o.d_steps):
                 real, y_real = next(batches)
                 real = real.to(self.ctx.device, non_blocking=True)
                 y_real = y_real.to(self.ctx.device, non_blocking=True)

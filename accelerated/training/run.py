@@ -109,6 +109,7 @@ class Run:
         self.counters.update(state["counters"])
         self.evaluation.restore(state.get("best"))
         self.step = state["step"]
+        gan.last_r1 = None  # a penalty from after this step's state is not this run's
 
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (rank 0); on OSError report it and go on."""
