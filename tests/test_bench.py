@@ -94,6 +94,8 @@ def test_step_bench_lists_every_row_and_measures_the_cpu_ones(step_record):
     # the fast path runs with what acts on a CPU and says what stayed off
     assert rows["fast path"]["status"] == "ok" and "bf16" in rows["fast path"]["note"]
     assert rows["batched SN kernel"]["status"] == "not run"
+    assert rows["R1 penalty"]["status"] == rows["lazy R1 (every 4)"]["status"] == "ok"
+    assert rows["lazy R1 (every 4)"]["levers"]["r1_every"] == 4
     assert record["flops_per_iteration"] == record["flops_per_image"] * record["batch"]
 
 

@@ -5,7 +5,8 @@ one stage costs that stage only:
 
 1. the GPU tests (`tests/test_kernels_gpu.py` and the GPU tests of the backend and the routes);
 2. `bench step` at the 128x128 preset, B = 256: the baseline, each lever, the fast path; the CUDA
-   graphs rows are left out and the compiling rows come last, so a budget cut keeps the others;
+   graphs and R1 rows are left out and the compiling rows come last, so a budget cut keeps the
+   others;
 3. `bench attention` at the model's shapes (G and D, 32x32 and 64x64, B = 256, bfloat16) for
    the readable path, every SDPA backend (a backend that refuses the shapes says so) and the
    CuPy kernel;
@@ -37,7 +38,7 @@ from accelerated.bench.timing import environment
 TOTAL_BUDGET_S = 8 * 60
 ROOT = Path(__file__).resolve().parents[2]
 GPU_TESTS = ("tests/test_kernels_gpu.py", "tests/test_backend.py", "tests/test_attention_routes.py")
-STEP_ROWS = [name for name in step.ROWS if "CUDA graphs" not in name]
+STEP_ROWS = [name for name in step.ROWS if "CUDA graphs" not in name and "R1" not in name]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ already on the device (`accelerated.bench.trainer`), so data loading is not meas
   losses), fused Adam, `torch.compile` (`run.compile`), and `torch.compile` with CUDA graphs
   (mode "reduce-overhead");
 - `fast path`: all levers of training (bf16, channels-last, the backend's automatic kernel
-  choice, fused Adam, compile), and the same with CUDA graphs.
+  choice, fused Adam, compile), and the same with CUDA graphs;
+- the price of a regulariser, not a lever: the baseline with the R1 penalty on every iteration
+  (`optim.r1_gamma`), and lazy, every 4th (`optim.r1_every`).
 
 Each lever is a training setting (`Levers.settings`: `run.bf16`, `run.channels_last`,
 `run.attention_route` with `run.backend`, `run.fused_adam`, `run.compile` with
@@ -55,16 +57,20 @@ class Levers:
     attention: str = "naive"  # "naive" (bmm-softmax-bmm), "sdpa", "cupy", "auto" (the backend's)
     fused_adam: bool = False
     compile: str | None = None  # None, "default" (run.compile), "reduce-overhead" (CUDA graphs)
+    r1_every: int = 0  # 0: no R1 penalty; k: on every k-th iteration (optim.r1_every)
 
     def settings(self) -> dict:
         """The training settings of these levers."""
         route, backend = ATTENTION[self.attention]
-        return {"run.bf16": self.bf16, "run.channels_last": self.channels_last,
+        return {"optim.r1_gamma": R1_GAMMA if self.r1_every else 0.0,
+                "optim.r1_every": max(1, self.r1_every),
+                "run.bf16": self.bf16, "run.channels_last": self.channels_last,
                 "run.attention_route": route, "run.backend": backend,
                 "run.fused_adam": self.fused_adam, "run.compile": self.compile is not None,
                 "run.compile_mode": self.compile or "default"}
 
 
+R1_GAMMA = 0.1  # every gamma costs the same; this is the one measured on the builtin preset
 BASELINE = Levers()
 FAST = Levers(bf16=True, channels_last=True, attention="auto", fused_adam=True, compile="default")
 ROWS = {
@@ -78,6 +84,8 @@ ROWS = {
     "compile + CUDA graphs": Levers(compile="reduce-overhead"),
     "fast path": FAST,
     "fast path + CUDA graphs": dataclasses.replace(FAST, compile="reduce-overhead"),
+    "R1 penalty": Levers(r1_every=1),
+    "lazy R1 (every 4)": Levers(r1_every=4),
 }
 # Levers the training step cannot use yet: listed, never silently dropped.
 NOT_IN_TRAINING = {
