@@ -96,6 +96,7 @@ def test_step_bench_lists_every_row_and_measures_the_cpu_ones(step_record):
     assert rows["batched SN kernel"]["status"] == "not run"
     assert rows["R1 penalty"]["status"] == rows["lazy R1 (every 4)"]["status"] == "ok"
     assert rows["lazy R1 (every 4)"]["levers"]["r1_every"] == 4
+    assert base["iterations"] == 1 and base["ms_mean"] == base["ms"]  # one timing: mean = median
     assert record["flops_per_iteration"] == record["flops_per_image"] * record["batch"]
 
 

@@ -15,7 +15,8 @@ already on the device (`accelerated.bench.trainer`), so data loading is not meas
 - `fast path`: all levers of training (bf16, channels-last, the backend's automatic kernel
   choice, fused Adam, compile), and the same with CUDA graphs;
 - the price of a regulariser, not a lever: the baseline with the R1 penalty on every iteration
-  (`optim.r1_gamma`), and lazy, every 4th (`optim.r1_every`).
+  (`optim.r1_gamma`), and lazy, every 4th (`optim.r1_every`). The lazy row's median is an
+  iteration without the penalty: its price is its mean (`ms_mean`, in the JSON).
 
 Each lever is a training setting (`Levers.settings`: `run.bf16`, `run.channels_last`,
 `run.attention_route` with `run.backend`, `run.fused_adam`, `run.compile` with
@@ -253,7 +254,8 @@ def result(plan: Plan, preset, batch, device, flops_per_iteration, peak_tflops, 
     quartiles = statistics.quantiles(plan.ms, n=4) if len(plan.ms) > 1 else [ms, ms, ms]
     it_s = 1e3 / ms
     tflop_s = flops_per_iteration * it_s / 1e12
-    row.update(status="ok", iterations=len(plan.ms), ms=ms, ms_quartiles=[quartiles[0],
+    row.update(status="ok", iterations=len(plan.ms), ms=ms, ms_mean=statistics.fmean(plan.ms),
+               ms_quartiles=[quartiles[0],
                quartiles[2]], it_s=it_s, images_s=it_s * batch, peak_mib=plan.peak_mib,
                tflop_s=tflop_s, mfu=None if peak_tflops is None else tflop_s / peak_tflops)
     if plan.name == "baseline":
