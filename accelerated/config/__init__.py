@@ -1,5 +1,5 @@
 """The training configuration: what can be set (`schema`), and how a run's settings are built
-from defaults, presets, files and flags, checked and written (`build`)."""
+from defaults, presets, files and flags and written (`build`), and checked (`validate`)."""
 
 from accelerated.config.build import (
     DEFAULT_PRESET,
@@ -17,10 +17,10 @@ from accelerated.config.build import (
     to_dict,
     to_toml,
     type_name,
-    validate,
     write_config,
 )
 from accelerated.config.schema import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from accelerated.config.validate import validate
 
 __all__ = [
     "DEFAULT_PRESET",
