@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from accelerated.data import open_dataset
@@ -45,11 +45,16 @@ def test_shapes_are_distinct_symmetric_and_fill_their_box(resolution):
 
 
 @given(resolution=st.sampled_from([16, 24, 32]), seed=st.integers(0, 2**32 - 1))
+@example(resolution=16, seed=193)  # diversity 0.891: below the old bound of 0.9
 def test_real_data_scores_one(resolution, seed):
     images, labels = generate(120, resolution, seed)
     q = quality(as_float(images), labels)
     assert q["well_formed"] == q["class_match"] == q["agreement"] == q["score"] == 1.0
-    assert q["diversity"] > 0.9 and q["symmetry"] == pytest.approx(1.0)
+    # 120 real images' diversity is a random count over its expectation. Measured over seeds
+    # 0-399 at R = 16: mean 0.988, SD 0.018, lowest 0.891 (seed 193); at R = 24 and 32 the SD is
+    # 0.013 and 0.009. The bound sits 7 SDs below the mean at R = 16: a generator repeating
+    # images scores far lower (test_mode_collapse_has_low_diversity).
+    assert q["diversity"] > 0.86 and q["symmetry"] == pytest.approx(1.0)
 
 
 def blur(x: np.ndarray, w: float) -> np.ndarray:
