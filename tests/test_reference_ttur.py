@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from reference.ttur import (
@@ -22,6 +22,7 @@ from reference.ttur import (
     st.floats(1e-3, 1e3),
     st.integers(0, 2**32 - 1),
 )
+@example((4, 2, 3, 3), TTUR_LR_D, (0.5, 0.99), 1.0, 3729)  # an m of 9e-5 off by 1.4e-17
 def test_matches_torch_adam_for_a_few_steps(shape, lr, betas, grad_scale, seed):
     rng = np.random.default_rng(seed)
     theta = rng.normal(size=shape)
@@ -35,7 +36,9 @@ def test_matches_torch_adam_for_a_few_steps(shape, lr, betas, grad_scale, seed):
         optimizer.step()
         np.testing.assert_allclose(theta, theta_t.detach().numpy(), rtol=1e-13, atol=1e-15)
     state = optimizer.state[theta_t]
-    np.testing.assert_allclose(m, state["exp_avg"].numpy(), rtol=1e-13)
+    # m sums gradients of both signs: where it nears 0 it keeps the rounding error of terms of
+    # size grad_scale, so its tolerance is absolute at that scale (a relative one fails there)
+    np.testing.assert_allclose(m, state["exp_avg"].numpy(), rtol=1e-13, atol=1e-15 * grad_scale)
     np.testing.assert_allclose(v, state["exp_avg_sq"].numpy(), rtol=1e-13)
 
 
