@@ -3,6 +3,7 @@
 import os
 import tempfile
 
+import kernel_stand_ins
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -51,3 +52,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu"):  # the marker, not any keyword (a test id "gpu")
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def stand_in_kernels():
+    """The CPU stand-ins (tests/kernel_stand_ins.py) registered as the kernels for CPU tensors,
+    for one test."""
+    kernel_stand_ins.register_kernels()
+    yield
+    kernel_stand_ins.unregister_kernels()

@@ -15,14 +15,6 @@ from accelerated.kernels import attention
 from accelerated.ops import attention as attention_op
 
 
-@pytest.fixture
-def stand_in_kernels():
-    """The stand-ins registered as the kernels for CPU tensors, for one test."""
-    stand_ins.register_kernels()
-    yield
-    stand_ins.unregister_kernels()
-
-
 def block(C=16, variant="official", seed=0, H=4, W=6, requires_grad=True):
     """x (2, C, H, W) and the four weights of an attention block, float32."""
     g = torch.Generator().manual_seed(seed)

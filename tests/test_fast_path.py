@@ -4,7 +4,6 @@ tests/kernel_stand_ins.py) against the plain iteration, and the dtypes and syncs
 
 import functools
 
-import kernel_stand_ins as stand_ins
 import pytest
 import torch
 from torch.nn.utils import parametrize
@@ -17,13 +16,6 @@ from accelerated.layers.spectral_norm import sn_conv2d
 from accelerated.training.gan_step import GANStep, StepLosses
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture
-def stand_in_kernels():
-    stand_ins.register_kernels()
-    yield
-    stand_ins.unregister_kernels()
 
 
 def test_fast_path_twin_matches_the_plain_iteration(stand_in_kernels):

@@ -1,6 +1,5 @@
 """The R1 penalty (`accelerated.ops.r1`) and its place in D's step (`optim.r1_gamma`)."""
 
-import kernel_stand_ins as stand_ins
 import numpy as np
 import pytest
 import torch
@@ -102,13 +101,6 @@ def test_lazy_r1_logs_the_latest_penalty_between_its_iterations():
     assert "r1" not in dict(step()[0])  # iteration 1: none computed yet
     computed = dict(step()[0])["r1"]  # iteration 2 computes it
     assert dict(step()[0])["r1"] == computed  # iteration 3 shows iteration 2's
-
-
-@pytest.fixture
-def stand_in_kernels():
-    stand_ins.register_kernels()
-    yield
-    stand_ins.unregister_kernels()
 
 
 def test_r1_takes_the_readable_attention_route_where_the_kernel_is_chosen(stand_in_kernels):

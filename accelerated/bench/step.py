@@ -255,8 +255,8 @@ def result(plan: Plan, preset, batch, device, flops_per_iteration, peak_tflops, 
     it_s = 1e3 / ms
     tflop_s = flops_per_iteration * it_s / 1e12
     row.update(status="ok", iterations=len(plan.ms), ms=ms, ms_mean=statistics.fmean(plan.ms),
-               ms_quartiles=[quartiles[0],
-               quartiles[2]], it_s=it_s, images_s=it_s * batch, peak_mib=plan.peak_mib,
+               ms_quartiles=[quartiles[0], quartiles[2]], it_s=it_s, images_s=it_s * batch,
+               peak_mib=plan.peak_mib,
                tflop_s=tflop_s, mfu=None if peak_tflops is None else tflop_s / peak_tflops)
     if plan.name == "baseline":
         row["x_baseline"] = 1.0

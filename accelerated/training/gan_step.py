@@ -167,9 +167,11 @@ class GANStep:
         with self.autocast(), force_route("readable") if r1_weight else contextlib.nullcontext():
             logits = self.D_train(x, y)  # (2B,): one pass on real and fake
         d_real, d_fake = logits.float().split(real.shape[0])
-        loss = hinge_loss_discriminator(d_real, d_fake)
-        r1 = r1_penalty(d_real, real) if r1_weight else None
-        total = loss if r1 is None else loss + r1_weight * r1
+        loss = total = hinge_loss_discriminator(d_real, d_fake)
+        r1 = None
+        if r1_weight:
+            r1 = r1_penalty(d_real, real)
+            total = loss + r1_weight * r1
         self.opt_D.zero_grad(set_to_none=True)
         total.backward()
         ok = self.finite(total, self.D.parameters())
