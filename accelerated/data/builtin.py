@@ -4,19 +4,21 @@ Every image is an $R \times R$ black picture holding **two copies of one shape**
 half and one in the right half, placed as mirror images of each other about the vertical centre
 line:
 
-- the **class** decides the shape: `ring`, `plus`, `cross` or `block` (all four are
-  left-right symmetric, so a mirrored copy is the same shape);
-- the **colour** is drawn at random from six saturated colours, *independently of the class*;
-- the **row** and the **distance from the outer edge** are drawn at random.
+- the **class** decides the shape: `ring`, `plus`, `x` or `tee`;
+- the **hue** is drawn uniformly from the colour wheel (full saturation, full brightness),
+  *independently of the class*: a continuum, not a palette;
+- the **row** (the object's top edge) is drawn uniformly from every row that keeps a margin.
 
-So the two objects must agree on colour and on position, and nothing local tells a generator which
-colour or row the other half chose: the objects' centres are $R - 2x - s$ pixels apart ($x$ the
-distance from the outer edge, $s$ the object width), i.e. 7 to 9 pixels at $R = 16$, about half
-the image, and a convolution whose receptive field does not span both sees only one of them.
-This is the long-range structure self-attention is for.
-Objects are $s = \lfloor 5R/16 \rfloor$ pixels wide (5 px at $R = 16$, 10 px at $R = 32$), drawn
-with strokes $\max(1, \lfloor s/5 \rfloor)$ pixels wide, with at least one pixel of margin to the
-image border and to the centre line.
+So the two objects must agree on hue and on row, and nothing local tells a generator which hue or
+row the other half chose: the objects' centres are $R/2$ pixels apart (8 at $R = 16$), half the
+image, and a convolution whose receptive field does not span both sees only one of them. This is
+the long-range structure self-attention is for.
+
+Every factor is drawable by a generator that upsamples by nearest neighbour: a shape is a
+$3 \times 3$ pattern of square cells $c = R/8$ pixels wide (2 px at $R = 16$), so strokes are
+$c$ pixels wide and there are no one-pixel details; any two shapes differ in at least 4 of the 9
+cells. Hue and row vary continuously (rows in one-pixel steps), so a generator's smooth map from
+$z$ can cover them without jumping between isolated modes; the measure below reads them in bins.
 
 ## The quality measure
 
@@ -24,15 +26,14 @@ Because every real image is drawn from a known recipe, a generated image can be 
 finding the real configuration nearest to it. In each half (the right half mirrored), with
 brightness $b_p = \max_c x_{p,c}$ per pixel:
 
-1. **placement**: among every (shape, row, column) a real object can have, rendered as
+1. **placement**: among every (shape, row) a real object can have, rendered as
    $m \in \{-1, 1\}^P$ over the $P$ pixels of the half, take the one nearest in squared distance,
    $\arg\min_m \lVert b - m \rVert^2 = \arg\max_m b \cdot m$;
 2. **shape check**: the lit pixels, $b_p > -0.25$ (`LIT`: 3/8 of the way from black to full
    colour), must overlap that placement with intersection-over-union at least `MIN_IOU` (0.5),
    so stray blobs, missing strokes, noise or an empty half fail (a mild blur passes);
-3. **colour**: the mean colour over the placed shape must light exactly the channels of one of
-   the six palette colours (a channel is lit when above the midpoint between $-1$ and the
-   brightest channel, so a dim or blurred colour still reads as itself);
+3. **colour**: the mean colour over the placed shape must be vivid, brightest channel and
+   saturation both at least `MIN_VIVID` (0.5, on a 0 to 1 scale); its hue is read from it;
 4. **background**: the mean brightness outside the shape must be within `BACKGROUND_TOLERANCE`
    (0.5) of $-1$.
 
@@ -42,14 +43,19 @@ brightness $b_p = \max_c x_{p,c}$ per pixel:
 |---|---|
 | `well_formed` | both halves pass the shape, colour and background checks |
 | `class_match` | well formed, and both shapes are the shape of the requested class |
-| `agreement` | well formed, and the halves agree: same shape, same colour, mirrored position |
+| `agreement` | well formed, same shape, hues within 30 degrees, rows within $R/16$ px |
 | `score` | `class_match` and `agreement` both hold (a fully correct sample) |
 | `diversity` | see below |
 | `symmetry` | (not a fraction) mean correlation of the left half with the mirrored right half |
 
-`diversity` is the number of distinct (class, colour, row, column) among the correct samples,
-divided by the number expected from real data with the same class counts (capped at 1): low for
-a generator that repeats a few images, however good they are.
+`diversity` is the **coverage** of the factors: the number of distinct (class, hue bin, row bin)
+among the correct samples, `HUE_BINS` (6) bins of 60 degrees and `ROW_BINS` (3) equal bins of
+rows (72 cells in all), divided by the number expected from real data with the same class counts
+(capped at 1): low for a generator that draws a few hues or places, however good they are.
+
+The tolerances (`HUE_TOLERANCE`, `row_tolerance`) are those of a continuous factor read by eye:
+a 30-degree hue step is the gap between red and orange, and one pixel at $R = 16$ is the
+finest step a row can take.
 
 `symmetry` has no thresholds: it is the Pearson correlation between the left half and the
 mirrored right half, averaged over the batch (0 for a flat half). It is 1 for real data and about
@@ -57,10 +63,10 @@ mirrored right half, averaged over the batch (0 for a flat half). It is 1 for re
 before its shapes are clean enough to count in `agreement`.
 
 Real data scores 1.0 on the first four and about 1.0 on `diversity`; uniform noise, blank or grey
-images score 0; halves taken from two different real images agree by chance in under 1% of
-samples; a generator repeating one image scores about $1/4$ on `class_match` and near 0 on
-`diversity`. Resolutions: multiples of 8 from 16 to 64 (`quality` compares each half with every
-possible placement, which grows as $R^4$).
+images score 0; halves taken from two different real images agree by chance in about 1.3% of
+samples (same shape 1/4, hues within 30 degrees 1/6, rows within 1 px 25/81 at $R = 16$);
+a generator repeating one image scores about $1/4$ on `class_match` and near 0 on `diversity`.
+Resolutions: multiples of 8 from 16 to 64.
 """
 
 from __future__ import annotations
@@ -69,80 +75,103 @@ import functools
 
 import numpy as np
 
-CLASS_NAMES = ("ring", "plus", "cross", "block")
-# Six saturated colours (uint8 RGB); each has a channel at 255, so its brightest channel is 1.0.
-PALETTE = np.array(
-    [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 0, 255], [0, 255, 255]],
-    dtype=np.uint8,
-)
+CLASS_NAMES = ("ring", "plus", "x", "tee")
+# Each shape on a 3 x 3 grid of cells (rows top to bottom); any two differ in >= 4 cells.
+SHAPES = {
+    "ring": ("###", "#.#", "###"),
+    "plus": (".#.", "###", ".#."),
+    "x": ("#.#", ".#.", "#.#"),
+    "tee": ("###", ".#.", ".#."),
+}
 DEFAULT_SIZE = 10_000
 MIN_IOU = 0.5
 LIT = -0.25  # a pixel is lit when its brightest channel is 3/8 of the way up from black
+MIN_VIVID = 0.5  # a decoded colour's least brightest channel and saturation (0 to 1 scale)
 BACKGROUND_TOLERANCE = 0.5
-MAX_RESOLUTION = 64  # quality() compares each half with every placement: (M, R * R / 2) masks
+HUE_TOLERANCE = 30.0  # degrees: twins whose hues differ by more disagree
+HUE_BINS = 6  # 60-degree bins of the colour wheel, centred on red, yellow, green, ...
+ROW_BINS = 3
+MAX_RESOLUTION = 64
 
 
-def object_size(resolution: int) -> int:
-    r"""Width $s = \lfloor 5R/16 \rfloor$ of each object; raises ValueError for unusable R."""
+def cell_size(resolution: int) -> int:
+    r"""Width $c = R/8$ of a shape's cells (strokes); raises ValueError for unusable R."""
     if resolution % 8 or not 16 <= resolution <= MAX_RESOLUTION:
         raise ValueError(
             f"the built-in data set needs a resolution that is a multiple of 8 from 16 to "
             f"{MAX_RESOLUTION}, got {resolution}: use e.g. 16, 24 or 32"
         )
-    return 5 * resolution // 16
+    return resolution // 8
+
+
+def object_size(resolution: int) -> int:
+    r"""Width $s = 3c = 3R/8$ of each object (6 px at $R = 16$)."""
+    return 3 * cell_size(resolution)
+
+
+def margin(resolution: int) -> int:
+    """Pixels between the left object and the outer edge (and, at least, the centre line)."""
+    return (resolution // 2 - object_size(resolution)) // 2
+
+
+def row_tolerance(resolution: int) -> int:
+    """Largest row difference (px) of twins that agree: R/16, one pixel at R = 16."""
+    return resolution // 16
 
 
 def templates(resolution: int) -> np.ndarray:
-    """The class shapes at this resolution: bool (num_classes, s, s), strokes max(1, s // 5) wide.
-
-    Built from distances on the pixel grid, so each shape is symmetric (left-right and up-down)."""
-    s = object_size(resolution)
-    w = max(1, s // 5)  # stroke width
-    i = np.arange(s)
-    edge = np.minimum(i, s - 1 - i)  # distance to the nearest border of the box
-    centre = np.abs(2 * i - (s - 1))  # twice the distance to the centre line
-    ring = (edge[:, None] < w) | (edge[None, :] < w)
-    plus = (centre[:, None] < w) | (centre[None, :] < w)
-    cross = (np.abs(i[:, None] - i[None, :]) < w) | (np.abs(i[:, None] + i[None, :] - s + 1) < w)
-    block = np.ones((s, s), dtype=bool)
-    return np.stack([ring, plus, cross, block])
+    """The class shapes at this resolution: bool (num_classes, s, s), cells c x c pixels."""
+    c = cell_size(resolution)
+    cells = np.array([[[ch == "#" for ch in row] for row in SHAPES[k]] for k in CLASS_NAMES])
+    return cells.repeat(c, axis=1).repeat(c, axis=2)
 
 
-def _positions(resolution: int) -> tuple[int, int]:
-    """Numbers of possible rows and columns for the left object (1 px margin to edge and centre)."""
-    s = object_size(resolution)
-    return resolution - s - 1, resolution // 2 - s - 1
+def num_rows(resolution: int) -> int:
+    """Rows the objects' top edge can take (a margin kept above and below)."""
+    return resolution - object_size(resolution) - 2 * margin(resolution) + 1
+
+
+def hue_to_rgb(hue: np.ndarray) -> np.ndarray:
+    """Fully saturated, fully bright colours of hues in degrees: float (..., 3) in [0, 1]."""
+    k = (np.asarray(hue, np.float64)[..., None] / 60 + np.array([5, 3, 1])) % 6
+    return 1 - np.clip(np.minimum(k, 4 - k), 0, 1)
+
+
+def rgb_to_hue(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hue in degrees, saturation, brightest channel) of colours float (..., 3) in [0, 1]."""
+    r, g, b = np.moveaxis(rgb, -1, 0)
+    top, spread = rgb.max(axis=-1), np.ptp(rgb, axis=-1)
+    d = np.where(spread > 0, spread, 1)
+    sector = np.select([top == r, top == g], [(g - b) / d, (b - r) / d + 2], (r - g) / d + 4)
+    return (60 * sector) % 360, spread / np.maximum(top, 1e-12), top
 
 
 def generate(n: int, resolution: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Draw `n` images: uint8 (n, R, R, 3) and int64 labels (n,), balanced classes, from `seed`."""
-    s = object_size(resolution)
+    s, m = object_size(resolution), margin(resolution)
     shapes = templates(resolution)  # (K, s, s)
-    n_rows, n_cols = _positions(resolution)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % len(CLASS_NAMES)).astype(np.int64)
-    colours = rng.integers(len(PALETTE), size=n)
-    rows = 1 + rng.integers(n_rows, size=n)
-    cols = 1 + rng.integers(n_cols, size=n)
+    colours = np.round(255 * hue_to_rgb(rng.uniform(0, 360, size=n))).astype(np.uint8)
+    rows = m + rng.integers(num_rows(resolution), size=n)
     images = np.zeros((n, resolution, resolution, 3), dtype=np.uint8)
     half = resolution // 2
     for i in range(n):
-        box = images[i, rows[i] : rows[i] + s, cols[i] : cols[i] + s]
-        box[shapes[labels[i]]] = PALETTE[colours[i]]
+        box = images[i, rows[i] : rows[i] + s, m : m + s]
+        box[shapes[labels[i]]] = colours[i]
     images[:, :, half:] = images[:, :, :half][:, :, ::-1]  # the mirror twin
     return images, labels
 
 
 @functools.lru_cache(maxsize=8)
 def placements(resolution: int) -> np.ndarray:
-    """Every object a real left half can hold, as 0/1 float32 masks (K * rows * cols, R * R / 2),
-    ordered by (shape, row, column)."""
-    s, shapes = object_size(resolution), templates(resolution)
-    n_rows, n_cols = _positions(resolution)
-    masks = np.zeros((len(shapes), n_rows, n_cols, resolution, resolution // 2), dtype=bool)
+    """Every object a real left half can hold, as 0/1 float32 masks (K * rows, R * R / 2), ordered
+    by (shape, row)."""
+    s, m, shapes = object_size(resolution), margin(resolution), templates(resolution)
+    n_rows = num_rows(resolution)
+    masks = np.zeros((len(shapes), n_rows, resolution, resolution // 2), dtype=bool)
     for r in range(n_rows):
-        for c in range(n_cols):
-            masks[:, r, c, 1 + r : 1 + r + s, 1 + c : 1 + c + s] = shapes
+        masks[:, r, m + r : m + r + s, m : m + s] = shapes
     return masks.reshape(-1, resolution * (resolution // 2)).astype(np.float32)
 
 
@@ -157,18 +186,28 @@ def _decode_half(x: np.ndarray) -> dict[str, np.ndarray]:
     lit = b > LIT
     iou = (lit & shape).sum(axis=1) / (lit | shape).sum(axis=1)
     colour = (x.reshape(B, -1, 3) * shape[..., None]).sum(axis=1) / shape.sum(axis=1)[:, None]
-    on = colour > (colour.max(axis=1, keepdims=True) - 1) / 2  # (B, 3) lit channels
-    matches = (on[:, None] == (PALETTE > 0)[None]).all(axis=2)  # (B, len(PALETTE))
+    hue, saturation, brightest = rgb_to_hue(np.clip((colour + 1) / 2, 0, 1))
+    vivid = (saturation >= MIN_VIVID) & (brightest >= MIN_VIVID)
     background = (b * ~shape).sum(axis=1) / (~shape).sum(axis=1) + 1
-    ok = (iou >= MIN_IOU) & matches.any(axis=1) & (background < BACKGROUND_TOLERANCE)
-    n_rows, n_cols = _positions(R)
-    k, row, col = np.unravel_index(best, (len(CLASS_NAMES), n_rows, n_cols))
-    return {"ok": ok, "shape": k, "colour": matches.argmax(axis=1), "row": row, "col": col}
+    ok = (iou >= MIN_IOU) & vivid & (background < BACKGROUND_TOLERANCE)
+    k, row = np.unravel_index(best, (len(CLASS_NAMES), num_rows(R)))
+    return {"ok": ok, "shape": k, "hue": hue, "row": row}
+
+
+def hue_bin(hue: np.ndarray) -> np.ndarray:
+    """Bin of each hue (degrees): `HUE_BINS` bins, the first centred on red (0 degrees)."""
+    width = 360 / HUE_BINS
+    return ((np.asarray(hue) + width / 2) // width).astype(np.int64) % HUE_BINS
+
+
+def row_bin(row: np.ndarray, resolution: int) -> np.ndarray:
+    """Bin of each row index (0 .. num_rows - 1): `ROW_BINS` equal bins."""
+    return np.asarray(row) * ROW_BINS // num_rows(resolution)
 
 
 def _expected_distinct(class_counts: np.ndarray, configurations: int) -> float:
-    r"""Expected number of distinct configurations among $n_c$ uniform draws per class:
-    $\sum_c K (1 - (1 - 1/K)^{n_c})$ with $K$ configurations per class."""
+    r"""Expected number of distinct cells among $n_c$ uniform draws per class:
+    $\sum_c K (1 - (1 - 1/K)^{n_c})$ with $K$ cells per class."""
     K = configurations
     return float(np.sum(K * (1 - (1 - 1 / K) ** class_counts)))
 
@@ -183,16 +222,22 @@ def quality(images, labels) -> dict[str, float]:
             f"quality() needs images (B, 3, R, R) and labels (B,), got {x.shape} and {y.shape}"
         )
     R = x.shape[2]
-    object_size(R)  # checks R
+    cell_size(R)  # checks R
     x = x.transpose(0, 2, 3, 1)  # (B, R, R, 3)
     a = _decode_half(x[:, :, : R // 2])
     b = _decode_half(x[:, :, R // 2 :][:, :, ::-1])  # mirrored: same coordinates as the left
     well_formed = a["ok"] & b["ok"]
     class_match = well_formed & (a["shape"] == y) & (b["shape"] == y)
-    same = [a[key] == b[key] for key in ("shape", "colour", "row", "col")]
-    agreement = well_formed & np.logical_and.reduce(same)
+    hue_gap = np.abs((a["hue"] - b["hue"] + 180) % 360 - 180)  # circular distance, degrees
+    agreement = (
+        well_formed
+        & (a["shape"] == b["shape"])
+        & (hue_gap <= HUE_TOLERANCE)
+        & (np.abs(a["row"] - b["row"]) <= row_tolerance(R))
+    )
     correct = class_match & agreement
-    configs = {(y[i], a["colour"][i], a["row"][i], a["col"][i]) for i in np.flatnonzero(correct)}
+    cells = zip(y, hue_bin(a["hue"]), row_bin(a["row"], R), strict=True)
+    configs = {cell for cell, ok in zip(cells, correct, strict=True) if ok}
     # symmetry: Pearson correlation of the left half with the mirrored right half, per sample
     left = x[:, :, : R // 2].reshape(len(x), -1)
     right = x[:, :, R // 2 :][:, :, ::-1].reshape(len(x), -1)
@@ -200,9 +245,8 @@ def quality(images, labels) -> dict[str, float]:
     norms = np.sqrt((left**2).sum(1) * (right**2).sum(1))
     flat = (left.std(1) < 1e-3) | (right.std(1) < 1e-3)  # no pattern to correlate
     correlation = np.where(flat, 0.0, (left * right).sum(1) / np.maximum(norms, 1e-12))
-    n_rows, n_cols = _positions(R)
     counts = np.bincount(y[(y >= 0) & (y < len(CLASS_NAMES))], minlength=len(CLASS_NAMES))
-    expected = _expected_distinct(counts, len(PALETTE) * n_rows * n_cols)
+    expected = _expected_distinct(counts, HUE_BINS * ROW_BINS)
     return {
         "well_formed": float(well_formed.mean()),
         "class_match": float(class_match.mean()),
