@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from accelerated.kernels import attention, hinge, power_iteration
@@ -160,6 +160,9 @@ def test_attention_kernels(lib, B, N, N_k, sizes, scale, seed):
     sizes=st.sampled_from(HEAD_SIZES),
     seed=st.integers(0, 2**16),
 )
+# the explore profile found it (1000 examples): dq off by 0.023 where a fixed tolerance of 0.02
+# stood; D_j sums d_v = 128 products dO o, each rounded with o, so its error grows with d_v
+@example(N=1, N_k=5, sizes=(32, 128), seed=0)
 def test_attention_kernels_bfloat16(lib_bf16, N, N_k, sizes, seed):
     """The bfloat16 instantiations compute in float32 exactly like the float32 ones: on the
     same (bfloat16-valued) inputs the output is the float32 output rounded to bfloat16, bit for
@@ -175,9 +178,17 @@ def test_attention_kernels_bfloat16(lib_bf16, N, N_k, sizes, seed):
     o16, lse16, *grads16 = run_attention(lib_bf16, *bits, suffix="bf16_cpu")
     np.testing.assert_array_equal(o16, to_bf16_bits(o32))
     np.testing.assert_array_equal(lse16, lse32)
-    for got, want in zip(grads16, grads32, strict=True):
-        error = np.abs(from_bf16_bits(got) - want).max()
-        assert error <= 2e-2 * max(1.0, np.abs(want).max())
+    # The change of D_j, and what it does to dS = P (dP - D): dq = dS k, dk = dS^T q, dv none.
+    # Beyond it, only the bfloat16 storing of each gradient: measured over 400 random cases,
+    # at most 0.93 u of the largest entry (u = 2^-8; rounded once per tile of queries).
+    q, k, _, d_o = (a.astype(np.float64) for a in values)
+    d_D = np.sum(d_o * (from_bf16_bits(o16) - o32), axis=-1)  # (B, N)
+    P = np.exp(q @ k.transpose(0, 2, 1) - lse32[..., None])  # (B, N, N_k)
+    through_D = [-d_D[..., None] * (P @ k), -(P * d_D[..., None]).transpose(0, 2, 1) @ q, 0.0]
+    for got, want, change in zip(grads16, grads32, through_D, strict=True):
+        expected = want + change
+        error = np.abs(from_bf16_bits(got) - expected).max()
+        assert error <= 2 * 2.0**-8 * np.abs(expected).max()
 
 
 @settings(max_examples=8)  # each example starts 256 threads per matrix
