@@ -109,6 +109,7 @@ def test_a_checkpoint_of_the_default_run_is_evaluated_end_to_end(tmp_path, monke
     assert 0 <= results["quality"]["score"] <= 1 and np.isfinite(results["kid"]["mean"])
 
 
+@pytest.mark.slow  # the real Inception on CPU
 def test_the_standard_inception_fid_without_torch_fidelity(run_dir, tmp_path, monkeypatch,
                                                            capsys):
     """`--metrics inception` on a CPU-only machine: FID and KID in the real standard Inception

@@ -18,6 +18,7 @@ from accelerated.training.gan_step import GANStep, StepLosses
 CPU = torch.device("cpu")
 
 
+@pytest.mark.slow  # compiles G and D with Inductor
 def test_fast_path_twin_matches_the_plain_iteration(stand_in_kernels):
     runs = {}
     for name, fast in (("plain", False), ("fast", True)):

@@ -36,6 +36,8 @@ from accelerated.data import prepare as data_prepare
 from accelerated.data.folder import UnusableImage, load_image
 from accelerated.models.architectures import ARCHITECTURES
 
+# The fault suite (with test_faults_kill.py) runs in the full suite, not the quick tier.
+pytestmark = pytest.mark.slow
 FIELDS = {f.path: f for f in C.fields_of()}
 IMAGE_SUFFIXES = [".png", ".jpg", ".bmp", ".gif", ".ppm", ".tiff", ".webp"]
 

@@ -26,6 +26,9 @@ import torch
 from accelerated import checkpoint
 from accelerated.training.metrics_log import read_records
 
+# The fault suite (with test_faults_fuzz.py) runs in the full suite, not the quick tier.
+pytestmark = pytest.mark.slow
+
 STEPS = 6
 SETTINGS = ["--preset", "tiny", "--run.steps", str(STEPS), "--run.checkpoint_every", "1",
             "--run.keep_checkpoints", "3", "--run.sample_every", "1000", "--run.eval_every", "1000",

@@ -161,6 +161,7 @@ def test_best_pt_is_a_checkpoint_for_sample_and_evaluate(tmp_path, monkeypatch, 
     assert computed == []  # the training run's cached reference, in its data.cache_dir
 
 
+@pytest.mark.slow  # the real Inception on CPU
 def test_training_evaluates_with_the_standard_inception_without_torch_fidelity(
         tmp_path, monkeypatch, capsys):
     """run.eval_metrics = "inception" on a CPU-only machine: FID and KID in the real standard
