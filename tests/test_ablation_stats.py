@@ -47,6 +47,8 @@ def test_the_detectable_difference_is_found_in_eighty_percent_of_fresh_studies()
     x = rng.standard_normal((4000, 8)) * sd + found["detectable"]
     y = rng.standard_normal((4000, 8)) * sd
     hits = np.mean(mannwhitneyu(x, y, alternative="greater", axis=1).pvalue < stats.ALPHA)
+    # measured over 30 seeds: hits mean 0.794, SD 0.0069 (binomial: 0.0063), from 0.780 to
+    # 0.807; the bound is 3.5 SDs from the mean on the low side
     assert hits == pytest.approx(stats.POWER, abs=0.03)
     assert stats.compare(a[:3], b[:3])["detectable"] == math.inf  # 3 a side never reach 0.01
 

