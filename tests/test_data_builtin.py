@@ -6,7 +6,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from accelerated.data import open_dataset
+from accelerated.data import builtin, open_dataset
 from accelerated.data.builtin import (
     CLASS_NAMES,
     HUE_TOLERANCE,
@@ -16,6 +16,7 @@ from accelerated.data.builtin import (
     rgb_to_hue,
     templates,
 )
+from accelerated.metrics import distances
 
 resolutions = st.sampled_from([16, 24, 32, 40, 48, 56, 64])
 
@@ -80,16 +81,16 @@ def test_real_data_scores_one_at_every_resolution(resolution):
 
 
 @given(resolution=st.sampled_from([16, 24, 32]), seed=st.integers(0, 2**32 - 1))
-@example(resolution=16, seed=72)  # diversity 0.958, the lowest of seeds 0-399
+@example(resolution=16, seed=314)  # diversity 0.944, the lowest of seeds 0-399
 def test_real_data_scores_one(resolution, seed):
     images, labels = generate(300, resolution, seed)
     q = quality(as_float(images), labels)
     assert q["well_formed"] == q["class_match"] == q["agreement"] == q["score"] == 1.0
     # 300 real images' diversity is a random count over its expectation. Measured over seeds
-    # 0-399 at R = 16: mean 0.995, SD 0.010, lowest 0.958 (seed 72); the same at R = 32. The
-    # bound sits 7 SDs below the mean: a generator repeating images, or drawing one hue, scores
+    # 0-399 at R = 16: mean 0.994, SD 0.011, lowest 0.944 (seed 314); at R = 24 and 32 the SD is
+    # 0.010. The bound sits 7 SDs below the mean: a generator repeating images, or one hue, scores
     # far lower (test_mode_collapse_has_low_diversity, test_one_hue_has_low_diversity).
-    assert q["diversity"] > 0.92 and q["symmetry"] == pytest.approx(1.0)
+    assert q["diversity"] > 0.915 and q["symmetry"] == pytest.approx(1.0)
 
 
 def blur(x: np.ndarray, w: float) -> np.ndarray:
@@ -146,7 +147,7 @@ def move_right_twin(images: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarr
     """The images whose right-hand twin can move `rows` rows down and stay a real placement,
     moved; and which images those are."""
     top = (images.max(axis=(2, 3)) > 0).argmax(axis=1)  # first row of the objects
-    movable = top + rows <= 16 - templates(16).shape[1] - 1  # a margin row stays below
+    movable = top + rows <= 16 - templates(16).shape[1]  # still inside the image
     moved = images[movable].copy()
     moved[:, :, 8:] = np.roll(moved[:, :, 8:], rows, axis=1)
     return moved, movable
@@ -213,3 +214,11 @@ def test_open_builtin_items_round_trip_to_a_perfect_score():
     assert x.dtype == torch.float32 and x.shape == (128, 3, 16, 16) and y.dtype == torch.int64
     assert x.min() == -1 and x.max() == 1
     assert quality(x, y)["score"] == 1.0
+
+
+def test_cached_reference_features_name_the_data_set_version(tmp_path, monkeypatch):
+    # FID references of the built-in images are cached across runs: a redesigned data set must
+    # not be compared with the old one's features (the cache key once named its size only)
+    before = distances.reference_cache(tmp_path, "builtin", 16, "net", 300)
+    monkeypatch.setattr(builtin, "VERSION", builtin.VERSION + 1)
+    assert distances.reference_cache(tmp_path, "builtin", 16, "net", 300) != before

@@ -7,18 +7,21 @@ line:
 - the **class** decides the shape: `ring`, `plus`, `x` or `tee`;
 - the **hue** is drawn uniformly from the colour wheel (full saturation, full brightness),
   *independently of the class*: a continuum, not a palette;
-- the **row** (the object's top edge) is drawn uniformly from every row that keeps a margin.
+- the **row** (the object's top edge) is drawn uniformly from top to bottom.
 
-So the two objects must agree on hue and on row, and nothing local tells a generator which hue or
-row the other half chose: the objects' centres are $R/2$ pixels apart (8 at $R = 16$), half the
-image, and a convolution whose receptive field does not span both sees only one of them. This is
-the long-range structure self-attention is for.
+The left twin touches the left edge and the right twin the right edge, with one empty cell
+between each twin and the centre line. So the two objects must agree on hue and on row, and
+nothing local tells a generator which hue or row the other half chose: their centres are $5R/8$
+pixels apart (10 at $R = 16$), more than half the image, and a convolution whose receptive field
+does not span both sees only one of them. This is the long-range structure self-attention is for.
 
 Every factor is drawable by a generator that upsamples by nearest neighbour: a shape is a
 $3 \times 3$ pattern of square cells $c = R/8$ pixels wide (2 px at $R = 16$), so strokes are
 $c$ pixels wide and there are no one-pixel details; any two shapes differ in at least 4 of the 9
-cells. Hue and row vary continuously (rows in one-pixel steps), so a generator's smooth map from
-$z$ can cover them without jumping between isolated modes; the measure below reads them in bins.
+cells, and horizontally every cell edge falls on an even column, where the generator's last
+upsampling puts its own. Hue and row vary continuously (rows in one-pixel steps), so a
+generator's smooth map from $z$ can cover them without jumping between isolated modes; the
+measure below reads them in bins.
 
 ## The quality measure
 
@@ -64,7 +67,7 @@ before its shapes are clean enough to count in `agreement`.
 
 Real data scores 1.0 on the first four and about 1.0 on `diversity`; uniform noise, blank or grey
 images score 0; halves taken from two different real images agree by chance in about 1.3% of
-samples (same shape 1/4, hues within 30 degrees 1/6, rows within 1 px 25/81 at $R = 16$);
+samples (same shape 1/4, hues within 30 degrees 1/6, rows within 1 px 31/121 at $R = 16$);
 a generator repeating one image scores about $1/4$ on `class_match` and near 0 on `diversity`.
 Resolutions: multiples of 8 from 16 to 64.
 """
@@ -83,6 +86,7 @@ SHAPES = {
     "x": ("#.#", ".#.", "#.#"),
     "tee": ("###", ".#.", ".#."),
 }
+VERSION = 2  # of the recipe: anything cached from the images (FID references) names it
 DEFAULT_SIZE = 10_000
 MIN_IOU = 0.5
 LIT = -0.25  # a pixel is lit when its brightest channel is 3/8 of the way up from black
@@ -109,11 +113,6 @@ def object_size(resolution: int) -> int:
     return 3 * cell_size(resolution)
 
 
-def margin(resolution: int) -> int:
-    """Pixels between the left object and the outer edge (and, at least, the centre line)."""
-    return (resolution // 2 - object_size(resolution)) // 2
-
-
 def row_tolerance(resolution: int) -> int:
     """Largest row difference (px) of twins that agree: R/16, one pixel at R = 16."""
     return resolution // 16
@@ -127,8 +126,8 @@ def templates(resolution: int) -> np.ndarray:
 
 
 def num_rows(resolution: int) -> int:
-    """Rows the objects' top edge can take (a margin kept above and below)."""
-    return resolution - object_size(resolution) - 2 * margin(resolution) + 1
+    """Rows the objects' top edge can take: anywhere from the top to the bottom edge."""
+    return resolution - object_size(resolution) + 1
 
 
 def hue_to_rgb(hue: np.ndarray) -> np.ndarray:
@@ -148,16 +147,15 @@ def rgb_to_hue(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def generate(n: int, resolution: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Draw `n` images: uint8 (n, R, R, 3) and int64 labels (n,), balanced classes, from `seed`."""
-    s, m = object_size(resolution), margin(resolution)
-    shapes = templates(resolution)  # (K, s, s)
+    s, shapes = object_size(resolution), templates(resolution)  # (K, s, s)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % len(CLASS_NAMES)).astype(np.int64)
     colours = np.round(255 * hue_to_rgb(rng.uniform(0, 360, size=n))).astype(np.uint8)
-    rows = m + rng.integers(num_rows(resolution), size=n)
+    rows = rng.integers(num_rows(resolution), size=n)
     images = np.zeros((n, resolution, resolution, 3), dtype=np.uint8)
     half = resolution // 2
     for i in range(n):
-        box = images[i, rows[i] : rows[i] + s, m : m + s]
+        box = images[i, rows[i] : rows[i] + s, :s]  # the left twin, at the outer edge
         box[shapes[labels[i]]] = colours[i]
     images[:, :, half:] = images[:, :, :half][:, :, ::-1]  # the mirror twin
     return images, labels
@@ -167,11 +165,10 @@ def generate(n: int, resolution: int, seed: int = 0) -> tuple[np.ndarray, np.nda
 def placements(resolution: int) -> np.ndarray:
     """Every object a real left half can hold, as 0/1 float32 masks (K * rows, R * R / 2), ordered
     by (shape, row)."""
-    s, m, shapes = object_size(resolution), margin(resolution), templates(resolution)
-    n_rows = num_rows(resolution)
+    s, shapes, n_rows = object_size(resolution), templates(resolution), num_rows(resolution)
     masks = np.zeros((len(shapes), n_rows, resolution, resolution // 2), dtype=bool)
     for r in range(n_rows):
-        masks[:, r, m + r : m + r + s, m : m + s] = shapes
+        masks[:, r, r : r + s, :s] = shapes
     return masks.reshape(-1, resolution * (resolution // 2)).astype(np.float32)
 
 

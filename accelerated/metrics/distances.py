@@ -62,7 +62,7 @@ class Features:
 def reference_cache(cache_dir: Path, source: str, resolution: int, net_name: str, n: int) -> Path:
     """File of the cached reference features: named after everything they depend on."""
     if source == "builtin":
-        data = f"builtin-{builtin.DEFAULT_SIZE}"
+        data = f"builtin-v{builtin.VERSION}-{builtin.DEFAULT_SIZE}"
     else:
         data = f"{Path(source).resolve().name}-{cache_key(Path(source), resolution)}"
     key = hashlib.sha256(f"{data}\n{resolution}\n{net_name}\n{n}\n{CACHE_FORMAT}".encode())
