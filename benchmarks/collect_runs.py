@@ -1,7 +1,10 @@
 """Collect finished training runs of the built-in data set into one results file: each run's
-settings, every evaluation it logged and its final one, and, for a run that kept an EMA of G,
-the raw generator's quality on the same evaluation noise (an EMA changes only which generator is
-evaluated, so one run measures both). A summary gives each label's spread over seeds.
+settings, every evaluation it logged (with the measure of the code that trained it), its final
+generator measured again with today's measure on the run's evaluation noise (`final`; equal
+to its last log when the measure has not changed), for a run that kept an EMA of G the raw
+generator's quality on the same evaluation noise (an EMA changes only which generator is
+evaluated, so one run measures both), and where the final generator's well-formed objects sit
+(rows and hue bins per class). A summary gives each label's spread over seeds.
 
     python benchmarks/collect_runs.py OUT.json LABEL RUN_DIR [RUN_DIR ...]
 
@@ -16,6 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from accelerated import checkpoint
@@ -30,33 +34,57 @@ SETTINGS = ("model.g_ch", "model.d_ch", "model.d_minibatch_std", "optim.batch_si
             "run.steps")  # fmt: skip
 
 
-def raw_generator(run: Path) -> dict | None:
-    """Quality of the raw G of the run's newest checkpoint, on the run's evaluation noise (None
-    for a run without an EMA: its evaluations are the raw G's already)."""
+def final_samples(run: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Images and labels of the newest checkpoint's generators on the run's evaluation noise:
+    {"G": ...} and, for a run with an EMA, {"G_ema": ...} (its evaluations are the EMA's)."""
     _, state = checkpoint.latest(run)
     cfg = C.from_dict(state["config"])
-    if not cfg.optim.ema:
-        return None
     n = cfg.run.eval_samples
     classes = torch.arange(n) % cfg.model.num_classes
     z, y = fixed_noise(cfg, torch.device("cpu"), NOISE_EVAL, n, classes)
-    G = Generator(cfg.model)
-    G.load_state_dict(state["G"])
-    quality = builtin.quality(generate(G, z, y), y)
-    return {"step": state["step"], **{k: round(quality[k], 4) for k in KEYS}}
+    found = {}
+    for key in ("G", "G_ema") if cfg.optim.ema else ("G",):
+        G = Generator(cfg.model)
+        G.load_state_dict(state[key])
+        found[key] = generate(G, z, y), y
+    return found
+
+
+def coverage(images: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Per class, how many well-formed left objects sit in each row and each hue bin: where a
+    generator's diversity goes missing."""
+    x = images.numpy().transpose(0, 2, 3, 1)
+    left = builtin._decode_half(x[:, :, : x.shape[2] // 2])
+    found = {}
+    for k, name in enumerate(builtin.CLASS_NAMES):
+        ok = left["ok"] & (labels.numpy() == k)
+        found[name] = {
+            "rows": np.bincount(left["row"][ok], minlength=builtin.num_rows(x.shape[1])).tolist(),
+            "hue_bins": np.bincount(builtin.hue_bin(left["hue"][ok]),
+                                    minlength=builtin.HUE_BINS).tolist(),
+        }
+    return found
 
 
 def collect(run: Path, label: str) -> dict:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if r["kind"] == "eval"]
     cfg = json.loads((run / "config.json").read_text())
+    samples = final_samples(run)
+    evaluated = samples["G_ema" if "G_ema" in samples else "G"]
+
+    def measured(images_and_labels) -> dict:
+        quality = builtin.quality(*images_and_labels)
+        return {"step": evals[-1]["step"], **{k: round(quality[k], 4) for k in KEYS}}
+
     return {
         "label": label,
         "seed": cfg["run"]["seed"],
         "settings": {key: cfg[key.split(".")[0]][key.split(".")[1]] for key in SETTINGS},
         "evaluations": {r["step"]: {k: round(r[k], 4) for k in KEYS} for r in evals},
-        "final": {"step": evals[-1]["step"], **{k: round(evals[-1][k], 4) for k in KEYS}},
-        "raw_generator": raw_generator(run),
+        "final": measured(evaluated),
+        "raw_generator": measured(samples["G"]) if "G_ema" in samples else None,
+        "coverage": coverage(*evaluated),
     }
 
 

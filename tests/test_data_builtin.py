@@ -81,16 +81,16 @@ def test_real_data_scores_one_at_every_resolution(resolution):
 
 
 @given(resolution=st.sampled_from([16, 24, 32]), seed=st.integers(0, 2**32 - 1))
-@example(resolution=16, seed=314)  # diversity 0.944, the lowest of seeds 0-399
+@example(resolution=32, seed=100)  # diversity 0.914, the lowest of seeds 0-399 at 16, 24, 32
 def test_real_data_scores_one(resolution, seed):
     images, labels = generate(300, resolution, seed)
     q = quality(as_float(images), labels)
     assert q["well_formed"] == q["class_match"] == q["agreement"] == q["score"] == 1.0
     # 300 real images' diversity is a random count over its expectation. Measured over seeds
-    # 0-399 at R = 16: mean 0.994, SD 0.011, lowest 0.944 (seed 314); at R = 24 and 32 the SD is
-    # 0.010. The bound sits 7 SDs below the mean: a generator repeating images, or one hue, scores
+    # 0-399 at R = 16, 24, 32: mean 0.990, SD 0.015, lowest 0.914 (R = 32, seed 100). The bound
+    # sits 7 SDs below the mean: a generator repeating images, or one hue, scores
     # far lower (test_mode_collapse_has_low_diversity, test_one_hue_has_low_diversity).
-    assert q["diversity"] > 0.915 and q["symmetry"] == pytest.approx(1.0)
+    assert q["diversity"] > 0.88 and q["symmetry"] == pytest.approx(1.0)
 
 
 def blur(x: np.ndarray, w: float) -> np.ndarray:
@@ -178,7 +178,17 @@ def test_one_hue_has_low_diversity():
     one_hue = images.copy()
     one_hue[images.max(axis=-1) > 0] = (255, 0, 0)  # both twins red
     q = quality(as_float(one_hue), labels)
-    assert q["score"] == 1.0 and q["diversity"] == pytest.approx(1 / 6, rel=1e-4)
+    assert q["score"] == 1.0 and q["diversity"] == pytest.approx(1 / 6, abs=0.005)
+
+
+def test_a_few_rows_only_has_low_diversity():
+    # every class and hue drawn correctly, but only at every 4th row (as a generator that places
+    # objects on its 4x4 grid): half the row bins
+    images, labels = generate(3000, 16, seed=4)
+    top = (images.max(axis=(2, 3)) > 0).argmax(axis=1)
+    few = np.isin(top, [0, 4, 8])
+    q = quality(as_float(images[few]), labels[few])
+    assert few.sum() > 600 and q["score"] == 1.0 and q["diversity"] < 0.55
 
 
 def test_wrong_labels_fail_class_match_only():

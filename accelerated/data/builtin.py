@@ -52,9 +52,12 @@ brightness $b_p = \max_c x_{p,c}$ per pixel:
 | `symmetry` | (not a fraction) mean correlation of the left half with the mirrored right half |
 
 `diversity` is the **coverage** of the factors: the number of distinct (class, hue bin, row bin)
-among the correct samples, `HUE_BINS` (6) bins of 60 degrees and `ROW_BINS` (3) equal bins of
-rows (72 cells in all), divided by the number expected from real data with the same class counts
-(capped at 1): low for a generator that draws a few hues or places, however good they are.
+among the correct samples, `HUE_BINS` (6) bins of 60 degrees and `ROW_BINS` (6) bins of rows
+about one cell tall (144 cells in all), divided by the number expected from real data with the
+same class counts (capped at 1): low for a generator that draws a few hues or places, however
+good they are. The row bins are that fine because a generator can draw its objects at a few
+rows only, one every 4 px on its coarsest grid, which three bins of a third of the image each
+did not see.
 
 The tolerances (`HUE_TOLERANCE`, `row_tolerance`) are those of a continuous factor read by eye:
 a 30-degree hue step is the gap between red and orange, and one pixel at $R = 16$ is the
@@ -94,7 +97,7 @@ MIN_VIVID = 0.5  # a decoded colour's least brightest channel and saturation (0 
 BACKGROUND_TOLERANCE = 0.5
 HUE_TOLERANCE = 30.0  # degrees: twins whose hues differ by more disagree
 HUE_BINS = 6  # 60-degree bins of the colour wheel, centred on red, yellow, green, ...
-ROW_BINS = 3
+ROW_BINS = 6  # bins of rows about one cell (R/8 px) tall
 MAX_RESOLUTION = 64
 
 
@@ -198,15 +201,18 @@ def hue_bin(hue: np.ndarray) -> np.ndarray:
 
 
 def row_bin(row: np.ndarray, resolution: int) -> np.ndarray:
-    """Bin of each row index (0 .. num_rows - 1): `ROW_BINS` equal bins."""
+    """Bin of each row index (0 .. num_rows - 1): `ROW_BINS` bins, as equal as the count of
+    rows allows."""
     return np.asarray(row) * ROW_BINS // num_rows(resolution)
 
 
-def _expected_distinct(class_counts: np.ndarray, configurations: int) -> float:
-    r"""Expected number of distinct cells among $n_c$ uniform draws per class:
-    $\sum_c K (1 - (1 - 1/K)^{n_c})$ with $K$ cells per class."""
-    K = configurations
-    return float(np.sum(K * (1 - (1 - 1 / K) ** class_counts)))
+def _expected_distinct(class_counts: np.ndarray, resolution: int) -> float:
+    r"""Expected number of distinct (hue bin, row bin) cells among $n_c$ real images of each
+    class $c$: $\sum_c \sum_k (1 - (1 - p_k)^{n_c})$, $p_k$ the chance of cell $k$ (hues are
+    uniform over equal bins; the last row bin can hold fewer rows)."""
+    rows = np.bincount(row_bin(np.arange(num_rows(resolution)), resolution), minlength=ROW_BINS)
+    p = np.outer(np.full(HUE_BINS, 1 / HUE_BINS), rows / rows.sum()).ravel()  # (cells,)
+    return float(np.sum(1 - (1 - p[None]) ** np.asarray(class_counts)[:, None]))
 
 
 def quality(images, labels) -> dict[str, float]:
@@ -243,7 +249,7 @@ def quality(images, labels) -> dict[str, float]:
     flat = (left.std(1) < 1e-3) | (right.std(1) < 1e-3)  # no pattern to correlate
     correlation = np.where(flat, 0.0, (left * right).sum(1) / np.maximum(norms, 1e-12))
     counts = np.bincount(y[(y >= 0) & (y < len(CLASS_NAMES))], minlength=len(CLASS_NAMES))
-    expected = _expected_distinct(counts, HUE_BINS * ROW_BINS)
+    expected = _expected_distinct(counts, R)
     return {
         "well_formed": float(well_formed.mean()),
         "class_match": float(class_match.mean()),
