@@ -62,11 +62,11 @@ def test_bad_config_file_key(tmp_path, capsys):
 
 def test_layers_override_in_order_and_round_trip_through_toml(tmp_path):
     (tmp_path / "mine.toml").write_text(
-        "[model]\ng_ch = 8\ng_attention = [8]\n[optim]\nlr_d = 2e-4\nbeta2 = 0.9\n"
+        "[model]\ng_ch = 12\ng_attention = [8]\n[optim]\nlr_d = 2e-4\nbeta2 = 0.9\n"
     )
     cfg = C.build("builtin", str(tmp_path / "mine.toml"), {"optim.lr_d": "3e-4", "run.name": "x"})
     assert cfg.model.resolution == 16  # from the preset
-    assert cfg.model.g_ch == 8 and cfg.model.g_attention == (8,)  # from the file
+    assert cfg.model.g_ch == 12 and cfg.model.g_attention == (8,)  # from the file
     assert cfg.optim.beta2 == 0.9  # from the file
     assert cfg.optim.lr_d == 3e-4  # the command line wins over the file
     assert cfg.optim.lr_g == 2e-4  # from the preset

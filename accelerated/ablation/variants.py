@@ -66,16 +66,21 @@ VARIANTS: tuple[Variant, ...] = (
 
 TTUR_2X = {"optim.lr_d": "8e-4", "optim.lr_g": "2e-4"}
 RECIPE: tuple[Variant, ...] = (
-    Variant("ttur-2x-ema", "TTUR at twice the rates (D 8e-4, G 2e-4), EMA of G from step 1000 "
-            "(decay 0.999)", "recipe candidate: faster learning, averaged generator",
-            {**TTUR_2X, "optim.ema": "true", "optim.ema_start": "1000",
+    Variant("ttur-2x", "TTUR at twice the rates (D 8e-4, G 2e-4), raw G: the builtin preset",
+            "the default run's recipe", TTUR_2X),
+    Variant("ttur-2x-ema", "the same with an EMA of G from step 2000 (decay 0.999)",
+            "recipe candidate: averaged generator",
+            {**TTUR_2X, "optim.ema": "true", "optim.ema_start": "2000",
              "optim.ema_decay": "0.999"}),
-    Variant("paper-rates", "the paper's TTUR rates (D 4e-4, G 1e-4), no EMA: the builtin preset "
-            "before this study", "the default run's previous recipe", {}),
+    Variant("ttur-2x-mbstd", "the same with D's minibatch-std feature (group 4)",
+            "recipe candidate: against mode collapse",
+            {**TTUR_2X, "model.d_minibatch_std": "4"}),
+    Variant("paper-rates", "the paper's TTUR rates (D 4e-4, G 1e-4)",
+            "recipe candidate: the paper's rates", {}),
 )
-"""Candidates for the default run's recipe, against the paper's rates (the study's last row).
-An EMA changes only the generator that is evaluated, not training: an EMA run's checkpoints hold
-the raw generator of the same run too (`benchmarks/raw_generator.py` scores it)."""
+"""Candidates for the default run's recipe, against the preset (the study's first row). An EMA
+changes only the generator that is evaluated, not training: an EMA run's checkpoints hold the
+raw generator of the same run too (`benchmarks/collect_runs.py` scores it)."""
 
 STUDIES: dict[str, tuple[Variant, ...]] = {
     "paper": VARIANTS,
