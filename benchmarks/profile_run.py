@@ -6,7 +6,8 @@ iterations of the same model and batch).
 
     python benchmarks/profile_run.py OUT.json [TRAIN ARGUMENTS ...]
 
-With no training arguments it profiles the default run, `python -m accelerated.train`. cProfile
+With no training arguments it profiles the default run, `python -m accelerated.train`, as on a
+new machine (an empty cache, so the run computes its FID reference itself). cProfile
 slows Python-heavy parts a little; the shares are what matters, and the total is printed beside
 the run's own clock.
 """
@@ -27,27 +28,31 @@ from accelerated import train
 from accelerated.bench.timing import environment
 from accelerated.bench.trainer import config, synthetic_gan, synthetic_step
 
-# (label, file, function) of the parts of a run, as cProfile names them
+# (key, file, function) of the parts of a run, as cProfile names them: the GAN steps, the
+# evaluations (inside them: quality and FID of the samples, twin attention, the curves figure),
+# the sample and attention figures, logging, checkpoints, and the training loop as a whole
 PARTS = (
-    ("GAN steps", "training/run.py", "iteration"),
+    ("gan_steps", "training/run.py", "iteration"),
     ("evaluations", "training/observe.py", "evaluate"),
-    ("  quality and FID of the samples", "training/periodic_eval.py", "measure"),
-    ("  twin attention", "training/observe.py", "twin_attention"),
-    ("  curves figure", "figures/curves.py", "draw"),
-    ("sample and attention figures", "training/observe.py", "write_figures"),
+    ("evaluation_quality_and_fid", "training/periodic_eval.py", "measure"),
+    ("evaluation_twin_attention", "training/observe.py", "twin_attention"),
+    ("evaluation_curves_figure", "figures/curves.py", "draw"),
+    ("figures", "training/observe.py", "write_figures"),
     ("logging", "training/metrics_log.py", "write"),
     ("checkpoints", "training/run.py", "save"),
-    ("training loop (all of the above)", "training/run.py", "train"),
+    ("training_loop", "training/run.py", "train"),
 )
-# Kinds of operation in one GAN step, by the name of the aten operator (self time).
+# Kinds of operation in one GAN step, by the name of the aten operator (self time):
+# convolutions forward and backward; attention's products, softmax and key pooling; spectral
+# norm's power iteration; batch norm; average pooling and upsampling
 KINDS = (
-    ("convolutions, forward and backward", ("convolution",)),
-    ("attention: products, softmax, key pooling", ("bmm", "softmax", "max_pool2d")),
-    ("spectral norm: power iteration", ("mv", "addmv", "linalg_vector_norm", "dot")),
-    ("batch norm", ("batch_norm",)),
-    ("resampling: average pool, upsample", ("avg_pool2d", "upsample")),
+    ("convolutions", ("convolution",)),
+    ("attention", ("bmm", "softmax", "max_pool2d")),
+    ("spectral_norm", ("mv", "addmv", "linalg_vector_norm", "dot")),
+    ("batch_norm", ("batch_norm",)),
+    ("resampling", ("avg_pool2d", "upsample")),
 )
-OTHER = "everything else (optimiser, activations, copies)"
+OTHER = "other"  # the optimiser, activations, copies
 
 
 def run_parts(argv: list[str]) -> dict:
@@ -59,12 +64,13 @@ def run_parts(argv: list[str]) -> dict:
     if status:
         raise SystemExit(f"the training run failed (exit status {status})")
     stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
-    seconds = {}
-    for label, file, name in PARTS:
-        found = [v[3] for (f, _, n), v in stats.items() if f.endswith(file) and n == name]
-        seconds[label] = round(sum(found), 2)
-    seconds["start-up and the rest"] = round(wall - seconds["training loop (all of the above)"], 2)
-    return {"wall_seconds": round(wall, 2), "seconds": seconds}
+    seconds, calls = {}, {}
+    for key, file, name in PARTS:
+        found = [v for (f, _, n), v in stats.items() if f.endswith(file) and n == name]
+        seconds[key] = round(sum(v[3] for v in found), 2)
+        calls[key] = sum(v[1] for v in found)
+    seconds["start_up_and_the_rest"] = round(wall - seconds["training_loop"], 2)
+    return {"wall_seconds": round(wall, 2), "seconds": seconds, "calls": calls}
 
 
 def step_kinds(preset: str, overrides: dict, iterations: int = 10) -> dict:
@@ -91,7 +97,9 @@ def main() -> None:
         raise SystemExit(__doc__)
     out, argv = Path(sys.argv[1]), sys.argv[2:]
     with tempfile.TemporaryDirectory() as tmp:
-        parts = run_parts([*argv, "--run.out_dir", tmp, "--run.progress", "false"])
+        # a fresh cache, as on a new machine: the FID reference is computed inside the run
+        parts = run_parts([*argv, "--run.out_dir", tmp, "--data.cache_dir", f"{tmp}/cache",
+                           "--run.progress", "false"])
     overrides = {}
     for flag, value in zip(argv[::2], argv[1::2], strict=False):
         if flag.startswith("--") and "." in flag:

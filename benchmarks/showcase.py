@@ -87,8 +87,7 @@ def main() -> None:
 
     for grid in sorted((args.run / "samples").glob("step-*.png")):
         shutil.copy(grid, args.out / f"samples-{grid.name}")
-    curves.draw(args.run)
-    shutil.copy(args.run / curves.FILE, args.out / curves.FILE)
+    shutil.copy(args.run / curves.FILE, args.out / curves.FILE)  # drawn at the last evaluation
     print(json.dumps(found, indent=1))
     print(f"wrote {args.out}")
 

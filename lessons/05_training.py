@@ -92,8 +92,9 @@ print(", ".join(f"{k} {v:.3f}" for k, v in trained_quality.items()))
 assert trained_quality["score"] > 0.3  # far above an untrained G's 0
 
 # %% [markdown]
-# The same numbers the run recorded when it was saved are in `docs/trained/quality.json`. Read
-# them as the [training page](../training.md) does: `well_formed` (clean shapes on black),
+# `docs/trained/quality.json` holds the same measure of the same model on another 2,000 samples
+# (other noise, so the last digits differ). Read the numbers as the
+# [training page](../training.md) does: `well_formed` (clean shapes on black),
 # `class_match` (the class-conditional batch norm has learned the classes), `agreement` (the two
 # halves are mirror twins: the long-range part), `score` (all of it) and `diversity`, which is
 # low when the generator repeats a few configurations. Look at the grid for the weakest class.
@@ -193,9 +194,8 @@ for name, found in (("G8", g_found), ("D8", d_found)):
 # Compare the two numbers of each layer before reading the maps into the model: a layer whose
 # twin attention is near or below chance does not single out the other twin, whatever one map
 # seems to show. [Training](../training.md) reads these numbers for the default run, and the
-# [ablation](../ablation.md) asks whether the model does better with attention than without:
-# on this 16x16 task, measured with 8 seeds a side, it does not, and a plain residual block in
-# the same place does better.
+# [ablation](../ablation.md) asks whether the model does better with attention than without,
+# with several seeds a side and a test.
 # The run's curves (losses, $\gamma$, quality, twin attention) as it trained:
 
 # %%
@@ -208,9 +208,9 @@ plt.show()
 # %% [markdown]
 # ## The data: two mirrored twins
 #
-# Each image holds two copies of one shape (the class: ring, plus, cross or block), in one colour,
-# mirrored about the centre line. Colour and position are random, so the generator must make the
-# two halves agree across the image: the long-range structure that attention is for.
+# Each image holds two copies of one shape (the class: ring, plus, x or tee), in one hue,
+# mirrored about the centre line. Hue and row are random, so the generator must make the two
+# halves agree across the image: the long-range structure that attention is for.
 
 # %%
 images, labels = builtin.generate(8, 16, seed=0)
@@ -308,10 +308,12 @@ plt.show()
 #
 # FID needs an Inception network and tens of thousands of samples. The built-in data set is drawn
 # by a known recipe, so a sample can be *decoded* instead: `builtin.quality(images, labels)` finds
-# the shape, colour and position in each half and reports fractions of the batch:
-# `well_formed` (both halves are clean palette-coloured shapes), `class_match` (and of the
-# requested class), `agreement` (the halves are mirror twins), `score` (both), and `diversity`
-# (distinct correct images, relative to real data). First, calibration on images we understand:
+# the shape, hue and row in each half and reports fractions of the batch:
+# `well_formed` (both halves are clean, vividly coloured shapes on black), `class_match` (and of
+# the requested class), `agreement` (the halves are mirror twins: same shape, hues within 30
+# degrees, rows within a pixel), `score` (both), and `diversity` (how many of the 144 cells of
+# class, hue bin and row bin the correct samples cover, relative to real data). First,
+# calibration on images we understand:
 
 
 # %%
@@ -335,10 +337,9 @@ for name, q in calibration.items():
 assert calibration["real data"]["score"] == 1.0 and calibration["uniform noise"]["score"] == 0.0
 
 # %% [markdown]
-# Real data scores 1 on the four fractions and about 0.98 on diversity (1,000 random draws
-# repeat some configurations by chance); noise scores 0; a generator that repeats one perfect
-# image gets the class right a quarter of the time and almost no diversity. And our 100-step
-# model:
+# Real data scores 1 on the four fractions and about 1 on diversity (1,000 draws cover nearly
+# all 144 cells); noise scores 0; a generator that repeats one perfect image gets the class right
+# a quarter of the time and almost no diversity. And our 100-step model:
 
 # %%
 evals = [r for r in records if r["kind"] == "eval"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from mkdocs.exceptions import PluginError
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = re.compile(r"\{\{\s*([\w./-]+\.json):([\w.-]+)(?::([^}\s]*))?\s*\}\}")
+REFERENCE = re.compile(r"\{\{\s*([\w./-]+\.json):([\w./-]+?)(?::([^}\s]*))?\s*\}\}")
 
 
 @cache
