@@ -26,6 +26,7 @@ from accelerated import checkpoint
 from accelerated import config as C
 from accelerated.data import builtin
 from accelerated.models import Generator, generate
+from accelerated.training.metrics_log import read_records
 from accelerated.training.observe import NOISE_EVAL, fixed_noise
 
 KEYS = ("well_formed", "class_match", "agreement", "score", "diversity", "symmetry")
@@ -67,8 +68,7 @@ def coverage(images: torch.Tensor, labels: torch.Tensor) -> dict:
 
 
 def collect(run: Path, label: str) -> dict:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    evals = [r for r in records if r["kind"] == "eval"]
+    evals = [r for r in read_records(run) if r["kind"] == "eval"]
     cfg = json.loads((run / "config.json").read_text())
     samples = final_samples(run)
     evaluated = samples["G_ema" if "G_ema" in samples else "G"]

@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 
 from accelerated.bench.loader import cpu_model, load_average
+from accelerated.training.metrics_log import read_records
 
 KEYS = ("score", "diversity", "well_formed", "class_match", "agreement", "symmetry", "fid")
 
 
 def final_eval(run_dir: Path) -> dict:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    evals = [r for r in records if r["kind"] == "eval"]
+    evals = [r for r in read_records(run_dir) if r["kind"] == "eval"]
     return {"step": evals[-1]["step"], **{k: round(evals[-1][k], 4) for k in KEYS},
             "twin": {k[5:]: [round(evals[-1][k], 3), round(evals[-1]["twin_chance/" + k[5:]], 3)]
                      for k in evals[-1] if k.startswith("twin/")},
