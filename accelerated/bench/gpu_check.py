@@ -161,7 +161,8 @@ def run_stage(s: Stage, out: Path, logs: Path) -> dict:
 
 
 def main(args) -> int:
-    plan = stages(args.out)
+    out = Path(args.out).resolve()  # once: the stages run in ROOT, this process wherever it was
+    plan = stages(out)
     problems = check_plan(plan)
     for s in plan:
         print(f"{s.name:14} {s.budget_s:4d} s  python -m {shlex.join(s.argv)}")
@@ -173,12 +174,12 @@ def main(args) -> int:
         return 0
     if not torch.cuda.is_available():
         raise ValueError("gpu-check needs a CUDA GPU; on this machine run it with --dry-run")
-    results = Results(args.out, "gpu-check", args.command, environment(torch.device("cuda")))
+    results = Results(out, "gpu-check", args.command, environment(torch.device("cuda")))
     logs = results.path.with_suffix("")
     logs.mkdir(parents=True, exist_ok=True)
     rows = []
     for s in plan:
-        rows.append(run_stage(s, args.out, logs))
+        rows.append(run_stage(s, out, logs))
         results.add(rows[-1])
         print(f"{s.name}: {rows[-1]['status']} ({rows[-1]['seconds']} s)", flush=True)
     print(f"wrote {results.finish(rows, {'budget_s': TOTAL_BUDGET_S})}")
