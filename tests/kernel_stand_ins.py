@@ -62,6 +62,15 @@ def register_ops() -> None:
         op.register_kernel("cpu", twin)
 
 
+def register_own_attention_ops() -> None:
+    """The attention ops' own implementations (`_forward`, `_backward_op`, the code a CUDA call
+    runs) as their CPU kernels in place of the stand-ins: with `attention.get_kernel` made to
+    raise, every call takes the fallback of a kernel that did not compile. `register_ops` puts
+    the stand-ins back."""
+    attention.attention_forward.register_kernel("cpu", attention._forward)
+    attention.attention_backward.register_kernel("cpu", attention._backward_op)
+
+
 def register_kernels() -> None:
     """`register_ops`, and the kernel wrappers as the backend's kernels for CPU tensors."""
     register_ops()

@@ -4,12 +4,14 @@ the FLOP count against hand formulas and the cost model."""
 import dataclasses
 import json
 
+import kernel_stand_ins as stand_ins
 import pytest
 import torch
 
 from accelerated import models
 from accelerated.bench import attention, flops, gpu_check, peak, step
 from accelerated.bench.__main__ import main
+from accelerated.kernels import attention as kernel_attention
 
 
 def test_spec_shapes_are_the_official_blocks_of_the_128_model():
@@ -349,3 +351,64 @@ def test_eval_bench_times_generation_and_features(tmp_path):
     assert parts["generation"]["seconds"] > 0
     assert parts["total"]["seconds"] == pytest.approx(
         parts["generation + features"]["seconds"] + parts["scores (FID, KID)"]["seconds"])
+
+
+# -- rows that meant to time a kernel ------------------------------------------------------------
+
+
+@pytest.fixture
+def kernels_fail_to_compile(monkeypatch):
+    """The attention ops run their CUDA-side code on the CPU with a kernel getter that raises,
+    as NVRTC does when a kernel does not compile: every call falls back to PyTorch."""
+
+    def no_compiler(*args):
+        raise RuntimeError("compiling attention.cu failed: cuda_bf16.h: No such file")
+
+    monkeypatch.setattr(kernel_attention, "get_kernel", no_compiler)
+    monkeypatch.setattr(kernel_attention, "_compile_failures", {})
+    stand_ins.register_own_attention_ops()
+    yield
+    stand_ins.register_ops()
+
+
+def kernel_rows() -> list[dict]:
+    """`bench attention`'s `cupy` rows on the CPU: a small block, forward and forward+backward."""
+    case = attention.Case("G", 4, 2, 16, d_qk=2, d_v=8, n_queries=16, n_keys=4)
+    kernel, cpu = kernel_attention.fused_attention, torch.device("cpu")
+    return [{"impl": "cupy", **attention.run_case(case, kernel, mode, cpu, torch.float32, 1)}
+            for mode in attention.MODES]
+
+
+def test_an_attention_row_whose_kernel_did_not_compile_is_a_fallback(kernels_fail_to_compile):
+    """Bug: where the kernel did not compile, the op ran its formulas in PyTorch (the bench
+    silenced the warning) and the `cupy` row said `ok`, timing PyTorch."""
+    rows = kernel_rows()
+    assert [r["status"] for r in rows] == ["fallback"] * 2, rows
+    for row in rows:
+        assert "attention_forward<float, 8, 8> did not compile" in row["note"]
+        assert ("attention_backward_dkdv<float, 8, 8>" in row["note"]) == (
+            row["mode"] == "forward+backward")
+    assert "fallback" in attention.format_table(rows)
+
+
+def test_an_attention_row_whose_kernel_ran_is_ok():
+    stand_ins.register_ops()  # the kernels' stand-ins: the kernel route runs, no fallback
+    assert [r["status"] for r in kernel_rows()] == ["ok"] * 2
+
+
+def test_a_step_row_whose_kernel_did_not_run_is_a_fallback(stand_in_kernels,
+                                                            kernels_fail_to_compile):
+    """The same bug in `bench step`'s "CuPy kernels" row (run here on the CPU stand-ins)."""
+    cpu = torch.device("cpu")
+    plan = step.Plan("CuPy kernels", step.ROWS["CuPy kernels"], "", [])
+    step.run_group([plan], "tiny", 4, cpu, 1, 1)
+    row = step.result(plan, "tiny", 4, cpu, 1, None, None)
+    assert row["status"] == "fallback" and "attention_forward<float" in row["note"], row
+    assert "PyTorch ran" in step.format_table([row])
+
+
+def test_a_step_row_whose_kernels_ran_is_ok(stand_in_kernels):
+    cpu = torch.device("cpu")
+    plan = step.Plan("CuPy kernels", step.ROWS["CuPy kernels"], "", [])
+    step.run_group([plan], "tiny", 4, cpu, 1, 1)
+    assert step.result(plan, "tiny", 4, cpu, 1, None, None)["status"] == "ok"

@@ -45,9 +45,7 @@ def run_attention(args, device, on_row):
     sizes = args.sizes or ([8] if args.quick else [32, 64])
     batches = args.batches or ([2] if args.quick else [64, 256])
     rows = attention.benchmark(sizes, batches, device, DTYPES[args.dtype], reps, on_row)
-    notes = [] if any(r["impl"] == "cupy" and r["status"] == "ok" for r in rows) else [
-        "CuPy kernel rows need a CUDA GPU and CuPy: they were not measured here."]
-    return rows, attention.format_table(rows), {}, notes
+    return rows, attention.format_table(rows), {}, kernel_notes(rows)
 
 
 def run_sn(args, device, on_row):
@@ -55,9 +53,18 @@ def run_sn(args, device, on_row):
 
     cfg = ModelConfig(resolution=32, num_classes=10) if args.quick else ModelConfig()
     rows = spectral_norm.benchmark(cfg, device, args.reps or (3 if args.quick else 20), on_row)
-    notes = [] if any(r["impl"] == "cupy" and r["status"] == "ok" for r in rows) else [
-        "CuPy kernel rows need a CUDA GPU and CuPy: they were not measured here."]
-    return rows, spectral_norm.format_table(rows), {}, notes
+    return rows, spectral_norm.format_table(rows), {}, kernel_notes(rows)
+
+
+def kernel_notes(rows: list[dict]) -> list[str]:
+    """What the table's CuPy rows are: fallbacks, not measured here, or (no note) the kernels."""
+    statuses = {r["status"] for r in rows if r["impl"] == "cupy"}
+    if "fallback" in statuses:
+        return ["CuPy rows marked fallback timed PyTorch where a kernel did not run (see their "
+                "notes): they are not the kernel's times."]
+    if "ok" in statuses:
+        return []
+    return ["CuPy kernel rows need a CUDA GPU and CuPy: they were not measured here."]
 
 
 def run_step(args, device, on_row):

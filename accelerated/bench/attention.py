@@ -6,7 +6,9 @@ Implementations, on the same (B, N, d_qk), (B, N_k, d_qk), (B, N_k, d_v) inputs:
 - `sdpa-<backend>`: `scaled_dot_product_attention(..., scale=1.0)` restricted to one backend
   (math, flash, efficient, cudnn); a backend that rejects the shapes or dtype is listed as such
   (flash needs d_qk == d_v);
-- `cupy`: the fused kernel of `accelerated/kernels/attention.cu` (CUDA and CuPy only).
+- `cupy`: the fused kernel of `accelerated/kernels/attention.cu` (CUDA and CuPy only). Where a
+  kernel did not run (it did not compile, say), the row is a `fallback` naming why: its times
+  are PyTorch's.
 
 Shapes (SPEC section 6): the official attention block (query/key C/8, value C/2, keys and values
 2x2 max-pooled) of the 128x128 model's G and D on 32x32 and 64x64 feature maps, with C read from
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from accelerated.bench import fallbacks
 from accelerated.bench.timing import measure
 from accelerated.ops import attention_dims
 
@@ -132,6 +135,7 @@ def run_case(case: Case, impl, mode: str, device, dtype, reps: int) -> dict:
         def step():
             return torch.autograd.grad(impl(q, k, v), (q, k, v), grad_o)
 
+    before = fallbacks.snapshot()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SDPA warns about each backend it cannot use
@@ -144,7 +148,11 @@ def run_case(case: Case, impl, mode: str, device, dtype, reps: int) -> dict:
         note = f"{type(error).__name__}: {str(error).strip()[:160]}"
         return {**row, "status": "failed", "note": note}
     tflops = flop_count(case, mode) / (ms * 1e-3) / 1e12
-    return {**row, "status": "ok", "ms": ms, "peak_mib": peak, "tflop_s": tflops}
+    row.update(ms=ms, peak_mib=peak, tflop_s=tflops)
+    reasons = fallbacks.since(before)  # the kernel's warnings are silenced above, not these
+    if reasons:
+        return {**row, "status": "fallback", "note": fallbacks.note(reasons)}
+    return {**row, "status": "ok"}
 
 
 def benchmark(sizes, batches, device, dtype, reps: int, on_row=None) -> list[dict]:

@@ -23,7 +23,8 @@ Each lever is a training setting (`Levers.settings`: `run.bf16`, `run.channels_l
 `run.compile_mode`), so a row measures exactly what a training run with those settings runs.
 A lever that cannot act on this device (bf16 and channels-last act on CUDA only) is
 listed as not run, with the reason. A row that fails says how in its status; the other rows
-still run.
+still run. A row in which any call ran PyTorch in place of a kernel it meant to time (a kernel
+that did not compile, heads it does not take) has the status `fallback`, with why.
 
 Each row warms up, then times single iterations (CUDA events on a GPU, so GPU work is measured;
 every iteration ends with the step's own host synchronisation). On a GPU the rows run one
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from accelerated.backend import cupy_usable
+from accelerated.bench import fallbacks
 from accelerated.bench.timing import times
 from accelerated.bench.trainer import config, synthetic_gan, synthetic_step
 
@@ -151,6 +153,15 @@ class Plan:
     ms: list[float] = dataclasses.field(default_factory=list)
     peak_mib: float | None = None
     error: str | None = None
+    fallbacks: set[str] = dataclasses.field(default_factory=set)  # why a kernel did not run
+
+    def run(self, device: torch.device, reps: int) -> list[float]:
+        """`times` of `reps` iterations, noting any call that ran PyTorch in a kernel's place."""
+        before = fallbacks.snapshot()
+        try:
+            return times(self.step, device, reps)
+        finally:
+            self.fallbacks.update(fallbacks.since(before))
 
 
 def plans(device: torch.device, quick: bool, only=None) -> tuple[list[Plan], dict[str, dict]]:
@@ -199,7 +210,7 @@ def run_group(group: list[Plan], preset, batch, device, iters: int, warmup: int)
         try:
             gan, plan.step = prepare(preset, batch, plan.levers, device)
             gans.append(gan)
-            times(plan.step, device, warmup)
+            plan.run(device, warmup)
         except Exception as error:  # this row's failure (a compile error, say), not the run's
             plan.error, plan.step = _failure(error), None
     if device.type == "cuda":
@@ -208,7 +219,7 @@ def run_group(group: list[Plan], preset, batch, device, iters: int, warmup: int)
     for _ in range(iters):
         for plan in (p for p in group if p.error is None):
             try:
-                plan.ms += times(plan.step, device, 1)
+                plan.ms += plan.run(device, 1)
             except Exception as error:
                 plan.error = _failure(error)
     if device.type == "cuda" and len(group) == 1:
@@ -262,6 +273,8 @@ def result(plan: Plan, preset, batch, device, flops_per_iteration, peak_tflops, 
         row["x_baseline"] = 1.0
     elif base is not None and base["status"] == "ok":
         row["x_baseline"] = it_s / base["it_s"]
+    if plan.fallbacks:  # timed, but not what the row names
+        row.update(status="fallback", note=fallbacks.note(plan.fallbacks))
     return row
 
 

@@ -21,10 +21,13 @@ the largest compiled ones are `unsupported` (the op asking falls back to SDPA).
 `forward_in_torch` and `backward_in_torch` are the same formulas in plain PyTorch. They run
 inside the ops where a kernel cannot be compiled (e.g. bfloat16 without `<cuda_bf16.h>`), with
 one warning instead of a crash, and the tests register them as the ops' CPU implementations, so
-the whole kernel route (schemas, fakes, autograd, `torch.compile`) runs on a CPU.
+the whole kernel route (schemas, fakes, autograd, `torch.compile`) runs on a CPU. Every call
+that runs PyTorch instead of a kernel counts in `fallbacks`, which the benchmarks read, so that
+a row never reports PyTorch's time as the kernel's.
 """
 
 import warnings
+from collections import Counter
 
 import numpy as np
 import torch
@@ -65,13 +68,17 @@ def _padded(size: int, sizes: tuple[int, ...], what: str) -> int:
 
 
 def unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
-    """Why the kernel cannot take these q, k, v (head sizes beyond the compiled ones), or None."""
+    """Why the kernel cannot take these q, k, v (head sizes beyond the compiled ones), or None.
+    The backend asks just before the op runs, and a refusal runs PyTorch instead: each one
+    counts in `fallbacks`."""
     d_qk, d_v = q.shape[-1], v.shape[-1]
     if d_qk > D_QK_SIZES[-1] or d_v > D_V_SIZES[-1]:
-        return (
+        reason = (
             f"heads d_qk={d_qk}, d_v={d_v}; compiled up to d_qk={D_QK_SIZES[-1]}, "
             f"d_v={D_V_SIZES[-1]}"
         )
+        fallbacks[f"the attention kernel does not take {reason}"] += 1
+        return reason
     return None
 
 
@@ -130,26 +137,29 @@ def backward_in_torch(q, k, v, o, lse, grad_o) -> tuple[torch.Tensor, ...]:
 
 
 _compile_failures: dict[str, str] = {}  # kernel name -> why it did not compile
+# why the kernel did not run -> how many calls ran PyTorch instead, for the whole process: the
+# warnings come once, this counts every call, so a benchmark can tell a fallback from the kernel
+fallbacks: Counter[str] = Counter()
 
 
 def _kernel(kernel: str, dtype: torch.dtype, d_qk: int, d_v: int):
     """The compiled kernel, or None where it cannot be compiled (warned once per process)."""
     name = kernel_name(kernel, dtype, d_qk, d_v)
-    if name in _compile_failures:
-        return None
-    try:
-        return get_kernel(SOURCE, name, dtype)
-    except RuntimeError as error:  # e.g. bfloat16 without <cuda_bf16.h>
-        if not _compile_failures:
-            warnings.warn(
-                f"the CuPy attention kernel {name} did not compile, so its formulas run in "
-                f"PyTorch (slower, storing the N x N_k scores): "
-                f"{str(error).strip().splitlines()[0][:300]}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        _compile_failures[name] = str(error)
-        return None
+    if name not in _compile_failures:
+        try:
+            return get_kernel(SOURCE, name, dtype)
+        except RuntimeError as error:  # e.g. bfloat16 without <cuda_bf16.h>
+            first_line = str(error).strip().splitlines()[0][:300]
+            if not _compile_failures:
+                warnings.warn(
+                    f"the CuPy attention kernel {name} did not compile, so its formulas run in "
+                    f"PyTorch (slower, storing the N x N_k scores): {first_line}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            _compile_failures[name] = first_line
+    fallbacks[f"{name} did not compile ({_compile_failures[name]})"] += 1
+    return None
 
 
 def _forward(
