@@ -165,6 +165,14 @@ def _load_kernels() -> None:
             raise
 
 
+def tune_for_fixed_shapes(device: torch.device) -> None:
+    """On CUDA, `cudnn.benchmark`: cuDNN times its convolution algorithms once per new shape and
+    keeps the fastest (training's shapes are fixed, so only the first iteration pays). Training
+    and `bench step` both call this, so the bench times the convolutions training runs."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def warn_once(message: str) -> None:
     """Warn with `message` the first time only (a fallback is reported once per process)."""
     if message not in _warned:

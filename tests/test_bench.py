@@ -412,3 +412,14 @@ def test_a_step_row_whose_kernels_ran_is_ok(stand_in_kernels):
     plan = step.Plan("CuPy kernels", step.ROWS["CuPy kernels"], "", [])
     step.run_group([plan], "tiny", 4, cpu, 1, 1)
     assert step.result(plan, "tiny", 4, cpu, 1, None, None)["status"] == "ok"
+
+
+def test_the_step_bench_sets_cudnn_up_as_training_does(monkeypatch):
+    """Bug: training turns `cudnn.benchmark` on, the bench's GAN did not, so `bench step` timed
+    other convolution algorithms than training runs."""
+    from accelerated.bench import trainer
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(trainer, "GANStep", lambda *args: args)  # no CUDA to build it on here
+    trainer.synthetic_gan(trainer.config("tiny"), torch.device("cuda"))
+    assert torch.backends.cudnn.benchmark

@@ -10,6 +10,7 @@ import itertools
 import torch
 
 from accelerated import config as C
+from accelerated.backend import tune_for_fixed_shapes
 from accelerated.models import build_models, sample_noise
 from accelerated.training.distributed import Context
 from accelerated.training.gan_step import GANStep
@@ -26,8 +27,10 @@ def config(preset: str, batch: int | None = None, overrides: dict | None = None)
 
 def synthetic_gan(cfg: C.TrainConfig, device: torch.device,
                   levers_anywhere: bool = False) -> GANStep:
-    """`GANStep(cfg)` on `device` (one rank), with the run's initial weights
-    (`levers_anywhere`: bf16, channels-last and fused Adam on any device, see `GANStep`)."""
+    """`GANStep(cfg)` on `device` (one rank), with the run's initial weights and cuDNN set up as
+    training sets it (`levers_anywhere`: bf16, channels-last and fused Adam on any device, see
+    `GANStep`)."""
+    tune_for_fixed_shapes(device)  # as training does
     torch.manual_seed(cfg.run.seed)
     return GANStep(cfg, *build_models(cfg.model), Context(0, 1, device), levers_anywhere)
 

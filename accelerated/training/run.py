@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from accelerated import checkpoint
+from accelerated.backend import tune_for_fixed_shapes
 from accelerated.cli import UserError, say
 from accelerated.config import TrainConfig, to_dict, write_config
 from accelerated.data import open_dataset
@@ -51,8 +52,7 @@ class Run:
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, ctx: Context, levers_anywhere=False):
         self.cfg, self.run_dir, self.ctx = cfg, Path(run_dir), ctx
-        if ctx.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN times its algorithms once
+        tune_for_fixed_shapes(ctx.device)  # cudnn.benchmark on CUDA, as `bench step` does
         self.dataset = open_dataset(cfg.data.source, cfg.model.resolution, cfg.data.cache_dir)
         if self.dataset.num_classes != cfg.model.num_classes and cfg.model.num_classes != 0:
             raise ValueError(
