@@ -141,6 +141,7 @@
           const row = Math.floor(i / this.keySide);
           const col = i % this.keySide;
           const cell = element("div", "ae-key", { "data-layer": name, "data-key": `${row},${col}` });
+          cell.append(element("span", "ae-number")); // drawn above the sample and the mark
           keys.append(cell);
           cells.push(cell);
         }
@@ -237,9 +238,9 @@
           const cell = map.cells[i];
           const rgb = heat(w / top);
           cell.style.backgroundColor = `rgb(${rgb.join(",")})`;
-          cell.style.color = 0.3 * rgb[0] + 0.6 * rgb[1] + 0.1 * rgb[2] > 140 ? "#000" : "#fff";
+          cell.classList.toggle("ae-light", 0.3 * rgb[0] + 0.6 * rgb[1] + 0.1 * rgb[2] > 140);
           cell.dataset.weight = String(w);
-          cell.textContent = percent(w);
+          cell.firstChild.textContent = percent(w);
         });
         drawSample(map.ghost, s.pixels, this.R);
         placeMark(map.mark, query, side);
