@@ -33,21 +33,17 @@ class Browser:
     def __init__(self, binary: str, flags: list[str], profile: Path):
         commands_r, self._commands = os.pipe()  # we write, the browser reads on fd 3
         self._replies, replies_w = os.pipe()  # the browser writes on fd 4, we read
-        # copies above 9, so that placing them at 3 and 4 cannot overwrite one with the other
+        # copies above 9, which the shell puts at 3 and 4 in the browser (no clash with either);
+        # a shell rather than a preexec_fn, which is unsafe in a process with threads (torch's)
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (commands_r, replies_w)]
-
-        def at_3_and_4():  # in the child, before exec: dup2 leaves both inheritable
-            os.dup2(high[0], 3)
-            os.dup2(high[1], 4)
-
+        place = f"3<&{high[0]} 4>&{high[1]} {high[0]}<&- {high[1]}>&-"
         self.log = profile / "chromium.log"
         profile.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [binary, *flags, f"--user-data-dir={profile}", "--remote-debugging-pipe",
-                 "about:blank"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=False,
-                preexec_fn=at_3_and_4,
+                ["bash", "-c", f'exec "$0" "$@" {place}', binary, *flags,
+                 f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=high,
             )  # fmt: skip
         for fd in (commands_r, replies_w, *high):
             os.close(fd)
