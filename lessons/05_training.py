@@ -23,10 +23,15 @@
 
 # %%
 import json
+import math
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
+
+# accelerated.cli imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets (and
+# falls back to the text progress bar); no cell of this lesson draws a progress bar.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -36,13 +41,11 @@ import accelerated
 from accelerated.checkpoint import load_generator
 from accelerated.data import builtin
 from accelerated.data.arrays import to_model_range
+from accelerated.figures.panels import split_panels
 from accelerated.metrics.twins import twin_attention, twin_cells
 from accelerated.models import build_models, named_attention_layers
-from accelerated.training.attention_report import recording
-
-# tqdm.auto (the progress bar) warns in Jupyter without ipywidgets; the bar is off here anyway.
-warnings.filterwarnings("ignore", message="IProgress not found")
 from accelerated.train import main as train
+from accelerated.training.attention_report import recording
 
 TRAINED = Path(accelerated.__file__).resolve().parents[1] / "docs" / "trained"
 
@@ -199,9 +202,13 @@ for name, found in (("G8", g_found), ("D8", d_found)):
 # The run's curves (losses, $\gamma$, quality, twin attention) as it trained:
 
 # %%
-fig, ax = plt.subplots(figsize=(14, 2.6))
-ax.imshow(plt.imread(TRAINED / "curves.png"))
-ax.axis("off")
+panels = split_panels(plt.imread(TRAINED / "curves.png"))  # the run's one-row figure, cut apart
+columns = 3
+fig, axes = plt.subplots(math.ceil(len(panels) / columns), columns, figsize=(12, 6.4))
+for ax in axes.flat:
+    ax.axis("off")
+for ax, panel in zip(axes.flat, panels, strict=False):
+    ax.imshow(panel, interpolation="lanczos")
 plt.tight_layout()
 plt.show()
 
@@ -233,7 +240,7 @@ plt.show()
 out_dir = Path(tempfile.mkdtemp(prefix="sagan-lesson5-"))
 status = train([
     "--run.out_dir", str(out_dir), "--run.name", "lesson5",
-    "--run.steps", "100", "--run.log_every", "10",
+    "--run.steps", "100", "--run.log_every", "1",
     "--run.sample_every", "100", "--run.eval_every", "50", "--run.eval_samples", "500",
     "--run.checkpoint_every", "100", "--run.progress", "false",
 ])  # fmt: skip
@@ -252,9 +259,11 @@ print(sorted(p.name for p in run.iterdir()))
 #
 # - `loss_d`: the hinge loss $L_D$. A discriminator that outputs 0 everywhere pays
 #   $\max(0, 1 - 0) + \max(0, 1 + 0) = 2$; one that separates everything by the margin pays 0.
-# - `loss_g`: $L_G = -\mathbb{E}[D(G(z))]$, i.e. minus `d_fake` on G's own batch.
-# - `d_real`, `d_fake`: D's mean output on real and on generated images. Their gap is the
-#   clearest picture of the game: D pushes them apart, G pulls `d_fake` up.
+# - `loss_g`: $L_G = -\mathbb{E}[D(G(z))]$, on the G step's own batch of generated images,
+#   scored by D *after* this iteration's D update;
+# - `d_real`, `d_fake`: D's mean output on the real and the generated images of the D step,
+#   scored *before* that update (the same forward pass as `loss_d`). Their gap is the clearest
+#   picture of the game: D pushes them apart, G pulls `d_fake` up.
 # - `skipped_d`, `skipped_g`, `rollbacks`: steps skipped for a non-finite loss, and restarts
 #   from a checkpoint after too many (0 in a healthy run);
 # - `gamma/G8`, `gamma/D8`: each attention block's $\gamma$.
@@ -279,6 +288,43 @@ assert all(np.isfinite(r["loss_d"]) and np.isfinite(r["loss_g"]) for r in train_
 assert train_log[-1]["rollbacks"] == 0
 
 # %% [markdown]
+# ### Why `loss_g` is not minus `d_fake`
+#
+# Both are D's scores of generated images, and $L_G$ is minus a mean score, so one expects
+# `loss_g` to mirror `d_fake`. In the plot it does not: the two often move *together*. The
+# reason is the order of one iteration (`accelerated/training/gan_step.py`): the D step scores
+# its batch (`d_fake`), *then* updates D; the G step then scores a fresh batch with the
+# updated D (`loss_g`). Adam without momentum moves every weight of D by about its learning rate
+# in one step, which can shift D's scores by a whole unit, and the next D step corrects it
+# the other way: the scores swing from step to step. So `loss_g` of iteration $t$ is read by the
+# same D as `d_fake` of iteration $t + 1$ (only G's one small update and the noise differ), and
+# with the swing, `d_fake` of $t + 1$ tends to be the opposite of `d_fake` of $t$. The run logged
+# every step, so we can check both pairings:
+
+# %%
+loss_g = np.array([r["loss_g"] for r in train_log])
+d_fake = np.array([r["d_fake"] for r in train_log])
+same_step = np.corrcoef(loss_g, -d_fake)[0, 1]
+next_step = np.corrcoef(loss_g[:-1], -d_fake[1:])[0, 1]
+print(f"correlation of loss_g(t) with -d_fake(t):     {same_step:+.2f}")
+print(f"correlation of loss_g(t) with -d_fake(t + 1): {next_step:+.2f}")
+print(f"mean |loss_g(t) + d_fake(t + 1)| = {np.abs(loss_g[:-1] + d_fake[1:]).mean():.2f}, "
+      f"mean |loss_g(t) + d_fake(t)| = {np.abs(loss_g + d_fake).mean():.2f}")  # fmt: skip
+fig, ax = plt.subplots(figsize=(10, 3))
+ax.plot(steps, loss_g, label="loss_g(t)")
+ax.plot(steps[:-1], -d_fake[1:], "--", label="-d_fake(t + 1): D after the same update")
+ax.plot(steps, -d_fake, ":", color="gray", label="-d_fake(t): D before it")
+ax.set_xlabel("step t")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+assert next_step > 0.9 and next_step > same_step  # what the text above says
+
+# %% [markdown]
+# `loss_g` is minus `d_fake`, one step later. Logged every `run.log_every` steps, as a full run
+# logs them, the two are single snapshots of a quantity that swings every step, which is why the losses of a GAN are
+# plotted as noisy bands rather than read point by point.
+#
 # Unlike a classifier's loss, neither curve is supposed to go to zero: the two networks play
 # against each other, and a GAN's losses mostly say whether the game is balanced. Warning signs
 # are `loss_d` near 0 for long (D wins outright, G's gradients vanish) or `d_real` and `d_fake`
