@@ -3,6 +3,8 @@ the FLOP count against hand formulas and the cost model."""
 
 import dataclasses
 import json
+import os
+import sys
 
 import kernel_stand_ins as stand_ins
 import pytest
@@ -423,3 +425,81 @@ def test_the_step_bench_sets_cudnn_up_as_training_does(monkeypatch):
     monkeypatch.setattr(trainer, "GANStep", lambda *args: args)  # no CUDA to build it on here
     trainer.synthetic_gan(trainer.config("tiny"), torch.device("cuda"))
     assert torch.backends.cudnn.benchmark
+
+
+# -- what the step rows time ---------------------------------------------------------------------
+
+
+def test_gpu_check_runs_the_step_rows_most_important_first():
+    """Bug: the compiled float32 row ran before the fast path inside one time-limited stage with
+    a cold Inductor cache, so a budget cut dropped the row that matters most."""
+    rows = gpu_check.STEP_ROWS
+    assert rows[:2] == ("baseline", "fast path") and rows[-1] == "torch.compile"
+    assert set(step.ROWS) - set(rows) == {"compile + CUDA graphs", "fast path + CUDA graphs",
+                                          "R1 penalty", "lazy R1 (every 4)"}
+    argv = next(s.argv for s in gpu_check.stages(gpu_check.ROOT) if s.name == "training step")
+    start = argv.index("--rows") + 1
+    assert argv[start:start + len(rows)] == rows
+
+
+def test_step_rows_run_in_the_order_asked_baseline_first(monkeypatch):
+    monkeypatch.setattr(step, "prepare", lambda *args: (None, lambda: None))
+    ran = []
+    rows = step.benchmark("tiny", 4, torch.device("cpu"), 1, 1, True, 1, None,
+                          ["fast path", "fused Adam", "baseline"], lambda r: ran.append(r["row"]))
+    assert ran == ["baseline", "fast path", "fused Adam"]
+    assert [r["row"] for r in rows[:3]] == ran and len(rows) == len(step.ROWS) + 1
+
+
+def test_a_rows_first_iteration_is_timed_apart_from_its_steps(monkeypatch):
+    """The compile time of a compiled row (its first iteration) is recorded on its own, never
+    mixed into its step times. A stand-in step on a stand-in clock: 30 s, then 0.25 s each."""
+    import time
+
+    clock = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+
+    def iteration():
+        clock[0] += 0.25 if clock[0] else 30.0
+
+    monkeypatch.setattr(step, "prepare", lambda *args: (None, iteration))
+    (row, *_) = step.benchmark("tiny", 4, torch.device("cpu"), 3, 2, False, 1, None,
+                               ["torch.compile"])
+    assert row["row"] == "torch.compile" and row["status"] == "ok"
+    assert row["first_iteration_s"] == 30.0
+    assert row["ms"] == 250.0 and row["iterations"] == 3
+    assert "30.0" in step.format_table([row])
+
+
+def host_reads_per_iteration(levers: step.Levers) -> int:
+    """How often one iteration of the row reads a tensor on the host in the project's code
+    (`bool`, `item`, `tolist`: on a GPU each one waits for it; PyTorch's default Adam reads its
+    step counts too, but those stay on the CPU), after a first iteration built the state."""
+    _, iteration = step.prepare("tiny", 4, levers, torch.device("cpu"))
+    iteration()
+    reads = []
+
+    def counted(read):
+        def count(self):
+            caller = sys._getframe(1).f_code.co_filename
+            reads.extend([caller] if f"{os.sep}accelerated{os.sep}" in caller else [])
+            return read(self)
+
+        return count
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("__bool__", "item", "tolist"):
+            patch.setattr(torch.Tensor, name, counted(getattr(torch.Tensor, name)))
+        iteration()
+    return len(reads)
+
+
+def test_the_fused_adam_row_and_its_waits_are_apart():
+    """Bug: without fused Adam the step waits on the host for each update's finite flag (one D
+    update and one G update here), with it never, so the "fused Adam" row's gain included two
+    fewer waits per iteration. The row with the default's waits isolates them."""
+    baseline = host_reads_per_iteration(step.BASELINE)
+    fused = host_reads_per_iteration(step.ROWS["fused Adam"])
+    waits = host_reads_per_iteration(step.ROWS["fused Adam + host waits"])
+    assert fused == baseline - 2 and waits == baseline
+    assert step.ROWS["fused Adam + host waits"].settings() == step.ROWS["fused Adam"].settings()

@@ -4,9 +4,9 @@ Four stages, each a subprocess with its own time budget, so a crash, a hang or a
 one stage costs that stage only:
 
 1. the GPU tests (`tests/test_kernels_gpu.py` and the GPU tests of the backend and the routes);
-2. `bench step` at the 128x128 preset, B = 256: the baseline, each lever, the fast path; the CUDA
-   graphs and R1 rows are left out and the compiling rows come last, so a budget cut keeps the
-   others;
+2. `bench step` at the 128x128 preset, B = 256: the rows of `STEP_ROWS`, most important first
+   (a budget cut drops the last), each with its compile time apart from its step time; the CUDA
+   graphs and R1 rows are left out;
 3. `bench attention` at the model's shapes (G and D, 32x32 and 64x64, B = 256, bfloat16) for
    the readable path, every SDPA backend (a backend that refuses the shapes says so) and the
    CuPy kernel;
@@ -38,7 +38,12 @@ from accelerated.bench.timing import environment
 TOTAL_BUDGET_S = 8 * 60
 ROOT = Path(__file__).resolve().parents[2]
 GPU_TESTS = ("tests/test_kernels_gpu.py", "tests/test_backend.py", "tests/test_attention_routes.py")
-STEP_ROWS = [name for name in step.ROWS if "CUDA graphs" not in name and "R1" not in name]
+# bench step's rows in the order they run, most important first: a stage cut by its budget
+# loses the last. The baseline (every ratio's reference), then the fast path (what training
+# runs; it compiles first, with a cold cache), the levers, and the float32 compile last. Left
+# out: the CUDA graphs and R1 rows.
+STEP_ROWS = ("baseline", "fast path", "bf16 autocast", "SDPA attention", "channels-last",
+             "fused Adam", "fused Adam + host waits", "CuPy kernels", "torch.compile")
 
 
 @dataclass(frozen=True)

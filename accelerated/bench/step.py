@@ -12,6 +12,11 @@ already on the device (`accelerated.bench.trainer`), so data loading is not meas
   (`run.channels_last`), PyTorch's fused attention (SDPA), the CuPy kernels (attention and hinge
   losses), fused Adam, `torch.compile` (`run.compile`), and `torch.compile` with CUDA graphs
   (mode "reduce-overhead");
+- fused Adam with the default Adam's host waits: the one row that is not a training setting.
+  Without fused Adam the step waits on the host for each update's finite flag (`GANStep.step_if`,
+  one wait per D step and one for G); fused Adam skips a bad update on the device and does not
+  wait. This row makes fused Adam wait as often as the default does, so the baseline against it
+  is the fused kernel alone, and it against "fused Adam" is the waits alone;
 - `fast path`: all levers of training (bf16, channels-last, the backend's automatic kernel
   choice, fused Adam, compile), and the same with CUDA graphs;
 - the price of a regulariser, not a lever: the baseline with the R1 penalty on every iteration
@@ -20,16 +25,21 @@ already on the device (`accelerated.bench.trainer`), so data loading is not meas
 
 Each lever is a training setting (`Levers.settings`: `run.bf16`, `run.channels_last`,
 `run.attention_route` with `run.backend`, `run.fused_adam`, `run.compile` with
-`run.compile_mode`), so a row measures exactly what a training run with those settings runs.
+`run.compile_mode`; all but `host_waits`, see above), so a row measures exactly what a training
+run with those settings runs.
 A lever that cannot act on this device (bf16 and channels-last act on CUDA only) is
 listed as not run, with the reason. A row that fails says how in its status; the other rows
 still run. A row in which any call ran PyTorch in place of a kernel it meant to time (a kernel
 that did not compile, heads it does not take) has the status `fallback`, with why.
 
 Each row warms up, then times single iterations (CUDA events on a GPU, so GPU work is measured;
-every iteration ends with the step's own host synchronisation). On a GPU the rows run one
-after the other, each alone in memory; on a CPU all rows are built first and their iterations
-interleaved, so a change in the machine's load hits every row alike.
+every iteration ends with the step's own host synchronisation). The first warm-up iteration is
+timed apart, by the wall clock (`first_iteration_s`): for a compiled row it is the compile time
+(Dynamo and Inductor, for every graph of the step), for the others the first launches, cuDNN's
+algorithm search and any NVRTC compile; the step times never include it. On a GPU the rows run
+one after the other, each alone in memory, in the order asked (`--rows`; the baseline first); on
+a CPU all rows are built first and their iterations interleaved, so a change in the machine's
+load hits every row alike.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import statistics
+import time
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +72,7 @@ class Levers:
     fused_adam: bool = False
     compile: str | None = None  # None, "default" (run.compile), "reduce-overhead" (CUDA graphs)
     r1_every: int = 0  # 0: no R1 penalty; k: on every k-th iteration (optim.r1_every)
+    host_waits: bool = False  # not a setting: fused Adam waits for each finite flag, as default
 
     def settings(self) -> dict:
         """The training settings of these levers."""
@@ -83,6 +95,7 @@ ROWS = {
     "SDPA attention": Levers(attention="sdpa"),
     "CuPy kernels": Levers(attention="cupy"),
     "fused Adam": Levers(fused_adam=True),
+    "fused Adam + host waits": Levers(fused_adam=True, host_waits=True),
     "torch.compile": Levers(compile="default"),
     "compile + CUDA graphs": Levers(compile="reduce-overhead"),
     "fast path": FAST,
@@ -127,9 +140,22 @@ def attention_path(levers: Levers, device: torch.device) -> str:
     return levers.attention
 
 
+def waiting(step_if):
+    """`GANStep.step_if` that first waits on the host for the finite flag, as the default Adam's
+    step does (fused Adam's own does not wait)."""
+
+    def step(opt, ok):
+        bool(ok)  # the host wait of `elif ok:`
+        step_if(opt, ok)
+
+    return step
+
+
 def prepare(preset: str, batch: int, levers: Levers, device: torch.device):
     """`(gan, step)`: the GAN step built with `levers`, and a function running one iteration."""
     gan = synthetic_gan(config(preset, batch, levers.settings()), device)
+    if levers.host_waits:
+        gan.step_if = waiting(gan.step_if)
     iteration = synthetic_step(gan)
     if levers.compile != "reduce-overhead":
         return gan, iteration
@@ -152,6 +178,7 @@ class Plan:
     step: object = None
     ms: list[float] = dataclasses.field(default_factory=list)
     peak_mib: float | None = None
+    first_iteration_s: float | None = None  # wall seconds: compiling, for a compiled row
     error: str | None = None
     fallbacks: set[str] = dataclasses.field(default_factory=set)  # why a kernel did not run
 
@@ -165,12 +192,14 @@ class Plan:
 
 
 def plans(device: torch.device, quick: bool, only=None) -> tuple[list[Plan], dict[str, dict]]:
-    """The rows that can run here, and {name: row} of those that cannot (with why). A row runs
-    with its levers that cannot act here turned off, unless what is left is the baseline or an
-    earlier row (then it would measure nothing new). `only`: the names of the rows to run (the
+    """The rows that can run here, in the order to run them, and {name: row} of those that
+    cannot (with why). A row runs with its levers that cannot act here turned off, unless what
+    is left is the baseline or an earlier row (then it would measure nothing new). `only`: the
+    names of the rows to run, in that order (the baseline first, as every ratio needs it; the
     others are listed as left out)."""
     runnable, skipped = [], {}
-    for name, levers in ROWS.items():
+    for name in run_order(only):
+        levers = ROWS[name]
         if only is not None and name not in only:
             skipped[name] = {"status": "not run", "note": "left out (--rows)"}
             continue
@@ -186,6 +215,12 @@ def plans(device: torch.device, quick: bool, only=None) -> tuple[list[Plan], dic
     for name, why in NOT_IN_TRAINING.items():
         skipped[name] = {"status": "not run", "note": why}
     return runnable, skipped
+
+
+def run_order(only=None) -> list[str]:
+    """The names of `ROWS`: those of `only` first, in its order (the baseline before them)."""
+    first = [] if only is None else sorted(only, key=lambda name: name != "baseline")
+    return first + [name for name in ROWS if name not in first]
 
 
 def _failure(error: Exception) -> str:
@@ -210,7 +245,11 @@ def run_group(group: list[Plan], preset, batch, device, iters: int, warmup: int)
         try:
             gan, plan.step = prepare(preset, batch, plan.levers, device)
             gans.append(gan)
-            plan.run(device, warmup)
+            start = time.perf_counter()
+            plan.run(device, 1)  # ends with a device synchronisation
+            plan.first_iteration_s = time.perf_counter() - start
+            if warmup > 1:
+                plan.run(device, warmup - 1)
         except Exception as error:  # this row's failure (a compile error, say), not the run's
             plan.error, plan.step = _failure(error), None
     if device.type == "cuda":
@@ -233,8 +272,8 @@ def run_group(group: list[Plan], preset, batch, device, iters: int, warmup: int)
 def benchmark(preset: str, batch: int, device: torch.device, iters: int, warmup: int,
               quick: bool, flops_per_iteration: int, peak_tflops: float | None, only=None,
               on_row=None) -> list[dict]:
-    """One row per entry of `ROWS` and `NOT_IN_TRAINING`, in that order; `on_row(row)` is called
-    for each measured row as its group finishes (on a GPU: each row)."""
+    """One row per entry of `ROWS` (in `run_order(only)`) and `NOT_IN_TRAINING`; `on_row(row)` is
+    called for each measured row as its group finishes (on a GPU: each row)."""
     runnable, skipped = plans(device, quick, only)
     # On a GPU each row runs alone (its memory peak is its own); on a CPU all rows interleave.
     groups = [[p] for p in runnable] if device.type == "cuda" else [runnable]
@@ -247,7 +286,7 @@ def benchmark(preset: str, batch: int, device: torch.device, iters: int, warmup:
             if on_row is not None:
                 on_row(done[plan.name])
     rows = []
-    for name in list(ROWS) + list(NOT_IN_TRAINING):
+    for name in run_order(only) + list(NOT_IN_TRAINING):
         rows.append(done.get(name) or {"row": name, "preset": preset, "batch": batch,
                                        **skipped[name]})
     return rows
@@ -258,7 +297,7 @@ def result(plan: Plan, preset, batch, device, flops_per_iteration, peak_tflops, 
     row = {"row": plan.name, "preset": preset, "batch": batch,
            "levers": dataclasses.asdict(plan.levers),
            "attention_path": attention_path(plan.levers, device), "note": plan.note,
-           "off_here": plan.off_reasons}
+           "off_here": plan.off_reasons, "first_iteration_s": plan.first_iteration_s}
     if plan.error is not None or not plan.ms:
         return {**row, "status": plan.error or "failed: no iteration timed"}
     ms = statistics.median(plan.ms)
@@ -281,7 +320,8 @@ def result(plan: Plan, preset, batch, device, flops_per_iteration, peak_tflops, 
 def format_table(rows: list[dict]) -> str:
     """The rows as a fixed-width text table."""
     header = (f"{'row':24} {'attention':9} {'ms/it':>9} {'quartiles':>13} {'it/s':>8} "
-              f"{'images/s':>9} {'x base':>7} {'peak MiB':>9} {'TFLOP/s':>8} {'MFU':>6}  note")
+              f"{'images/s':>9} {'x base':>7} {'peak MiB':>9} {'TFLOP/s':>8} {'MFU':>6} "
+              f"{'1st it s':>8}  note")
     lines = [header, "-" * len(header)]
     for r in rows:
         start = f"{r['row']:24} {r.get('attention_path', ''):9} "
@@ -294,5 +334,6 @@ def format_table(rows: list[dict]) -> str:
         q1, q3 = r["ms_quartiles"]
         lines.append(start + f"{r['ms']:9.1f} {q1:6.0f}-{q3:<6.0f} {r['it_s']:8.2f} "
                      f"{r['images_s']:9.1f} {ratio:>7} "
-                     f"{peak:>9} {r['tflop_s']:8.3f} {mfu:>6}  {r['note']}".rstrip())
+                     f"{peak:>9} {r['tflop_s']:8.3f} {mfu:>6} {r['first_iteration_s']:8.1f}  "
+                     f"{r['note']}".rstrip())
     return "\n".join(lines)
