@@ -15,6 +15,7 @@ $\sigma$ carries no gradient; compute $\sigma = u^\top W v$ with autograd from t
 $u, v$ (as `accelerated.ops.spectral_norm` does) to differentiate through it.
 """
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,21 +46,34 @@ def _check(weights: Sequence[torch.Tensor], u: torch.Tensor, n_steps: int) -> No
         raise ValueError(f"n_steps must be at least 1 (v comes from the iteration), got {n_steps}")
 
 
-def _offsets(sizes: list[int], device: torch.device) -> torch.Tensor:
-    return torch.tensor(np.cumsum([0, *sizes]), dtype=torch.int64).to(device)
+@functools.lru_cache(maxsize=64)
+def _tables(addresses: tuple[int, ...], rows: tuple[int, ...], cols: tuple[int, ...],
+            device: torch.device) -> torch.Tensor:
+    """The kernel's three tables end to end on `device`: the weights' addresses (M), the row
+    offsets (M + 1) and the column offsets (M + 1). Built once per set of weights: a model's SN
+    weights keep their addresses, so after the first call no step copies them from the host
+    (each such copy from pageable memory is a wait)."""
+    table = [*addresses, *np.cumsum([0, *rows]).tolist(), *np.cumsum([0, *cols]).tolist()]
+    return torch.tensor(table, dtype=torch.int64).to(device)
 
 
-@torch.library.custom_op("sagan::power_iteration_packed", mutates_args=(), device_types="cuda")
-def power_iteration_packed(
+def tables(weights: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`(addresses, row_offsets, col_offsets)` of contiguous `weights`, on their device."""
+    M, device = len(weights), weights[0].device
+    table = _tables(tuple(W.data_ptr() for W in weights), tuple(W.shape[0] for W in weights),
+                    tuple(W.shape[1] for W in weights), device)
+    if device.type == "cuda":  # the allocator must not hand its memory on while a launch reads it
+        table.record_stream(torch.cuda.current_stream(device))
+    return table[:M], table[M : 2 * M + 1], table[2 * M + 1 :]
+
+
+def _packed(
     weights: list[torch.Tensor], u: torch.Tensor, n_steps: int, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`(sigma (M,), u (sum m_b,), v (sum n_b,))` for M matrices; u in and out packed end to end."""
     _check(weights, u, n_steps)
     weights = [W.contiguous() for W in weights]  # the kernel reads W_b row-major
-    device = u.device
-    addresses = torch.tensor([W.data_ptr() for W in weights], dtype=torch.int64).to(device)
-    row_offsets = _offsets([W.shape[0] for W in weights], device)
-    col_offsets = _offsets([W.shape[1] for W in weights], device)
+    addresses, row_offsets, col_offsets = tables(weights)
     u_out = torch.empty_like(u)
     v_out = u.new_empty(sum(W.shape[1] for W in weights))
     sigma = u.new_empty(len(weights))
@@ -81,6 +95,11 @@ def power_iteration_packed(
     # `weights` (the contiguous copies, if any) must outlive the kernel: PyTorch's caching
     # allocator only reuses their memory for work queued later on this same stream.
     return sigma, u_out, v_out
+
+
+power_iteration_packed = torch.library.custom_op(
+    "sagan::power_iteration_packed", _packed, mutates_args=(), device_types="cuda"
+)
 
 
 @power_iteration_packed.register_fake
