@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from compiled_block import compiled_self_attention
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -322,8 +323,7 @@ def test_every_route_trains_the_block_under_compile_in_bf16(route):
         torch.randn(*shape, device=CUDA, requires_grad=True) / 8
         for shape in ((c_qk, 64), (c_qk, 64), (c_v, 64), (64, c_v))
     ]
-    torch._dynamo.reset()
-    block = torch.compile(ops.self_attention)
+    block = compiled_self_attention()  # fullgraph: a graph break fails the test
     with ops.force_route(route), torch.autocast("cuda", dtype=torch.bfloat16):
         y = block(x, *weights, 0.5, pool=pool)
     want = ops.self_attention(x, *weights, 0.5, pool=pool)
