@@ -30,8 +30,9 @@ def test_every_quoted_figure_resolves(page):
 def test_render_formats_values_and_names_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(figures, "ROOT", tmp_path)
     figures._load.cache_clear()
-    (tmp_path / "r.json").write_text(json.dumps({"a": {"b": 0.12345}, "runs": [{"s": 7}],
-                                                 "twin/G8": 0.5}))
+    (tmp_path / "r.json").write_text(
+        json.dumps({"a": {"b": 0.12345}, "runs": [{"s": 7}], "twin/G8": 0.5})
+    )
     assert figures.render("x {{ r.json:a.b:.2f }} y {{r.json:runs.0.s}}") == "x 0.12 y 7"
     assert figures.render("{{ r.json:twin/G8:.0% }}") == "50%"
     with pytest.raises(KeyError, match=r"no 'a\.c'"):
@@ -41,18 +42,23 @@ def test_render_formats_values_and_names_what_is_missing(tmp_path, monkeypatch):
     figures._load.cache_clear()
 
 
-def default_run_sentence() -> str:
-    """The README's sentence of the default run's figures, from their results file."""
-    runs = json.loads((ROOT / "benchmarks/results/default-run/seeds.json").read_text())["runs"]
-    seeds = sorted(runs, key=int)
+def test_render_reads_toml_presets_and_writes_exponents_short(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "ROOT", tmp_path)
+    figures._load.cache_clear()
+    (tmp_path / "p.toml").write_text("[optim]\nlr_d = 8e-4\n[run]\nsteps = 5000\n")
+    assert figures.render("D {{ p.toml:optim.lr_d:.0e }}, {{ p.toml:run.steps:,d }} steps") == (
+        "D 8e-4, 5,000 steps"
+    )
+    assert figures.render("{{ p.toml:optim.lr_d:.1e }} {{ p.toml:optim.lr_d }}") == "8.0e-4 0.0008"
+    with pytest.raises(KeyError, match=r"no 'optim\.lr_g'"):
+        figures.render("{{ p.toml:optim.lr_g }}")
+    figures._load.cache_clear()
 
-    def values(key: str, spec: str) -> str:
-        return ", ".join(format(runs[seed][key], spec) for seed in seeds)
 
-    return (f"seeds {', '.join(seeds)}: score {values('score', '.2f')}; diversity "
-            f"{values('diversity', '.2f')}; wall time {values('wall_minutes', '.1f')} min")
-
-
-def test_readme_quotes_the_default_runs_figures_from_their_file():
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    assert default_run_sentence() in readme
+def test_training_page_reads_the_presets_learning_rates_from_the_preset():
+    """It once said the built-in preset trains at 4e-4 and 1e-4, where the preset set 8e-4 and
+    2e-4: the page now renders them from the preset file."""
+    text = (ROOT / "docs/training.md").read_text(encoding="utf-8")
+    step = text.split("## What one step does", 1)[1].split("\n## ", 1)[0]
+    for key in ("lr_d", "lr_g"):
+        assert f"{{{{ accelerated/presets/builtin.toml:optim.{key}:.0e }}}}" in step, key
