@@ -43,48 +43,23 @@ MATH_PAGES = {
         for path in sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
     },
 }
-# Every page is laid out in the browser: code and tables shown whole.
-BROWSER_PAGES = {"home": "index.html", "data": "data/index.html",
-                 "evaluate": "evaluate/index.html", **MATH_PAGES}  # fmt: skip
+# Every page is laid out in the browser: each Markdown page of docs/, and the lessons.
+BROWSER_PAGES = {
+    "home": "index.html",
+    **{path.stem: f"{path.stem}/index.html" for path in sorted((ROOT / "docs").glob("*.md"))
+       if path.stem != "index"},
+    **MATH_PAGES,
+}  # fmt: skip
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--hide-scrollbars", "--virtual-time-budget=30000", "--window-size=1280,1600",
 ]  # fmt: skip
-# Run in the browser after the page has loaded: every visible code block of the article must show
-# its lines whole. Cut off: wider than its box, and its box does not scroll. Squeezed: it scrolls
-# although the article is wide enough for it (the lessons' code cells once showed ~60 columns).
-# And no table of figures is squashed: a cell of figures (digits and their signs, no words) broken
-# over more than two lines because the table got less width than its columns need (the ablation
-# table, beside the navigation sidebars).
-# The findings go into an attribute of <body>, which --dump-dom returns.
-LAYOUT_CHECK = """<script>
-window.addEventListener("load", () => setTimeout(() => {
-  const article = document.querySelector("article");
-  const problems = [];
-  for (const pre of article ? article.querySelectorAll("pre") : []) {
-    if (pre.offsetParent === null) continue;  // hidden: a closed <details>, an inactive tab
-    const first = pre.textContent.trim().split("\\n")[0].slice(0, 50);
-    const scrolls = ["auto", "scroll"].includes(getComputedStyle(pre).overflowX);
-    if (pre.scrollWidth > pre.clientWidth + 1) {
-      if (!scrolls) problems.push("cut off: " + first);
-      else if (pre.scrollWidth < 0.9 * article.clientWidth)
-        problems.push("squeezed into " + pre.clientWidth + "px: " + first);
-    }
-  }
-  const figures = /^[-+\\d.,:%()\u00b1\u2013\u2212x\\s]+$/;  // 0.078 ± 0.023 (0.064–0.104)
-  for (const cell of article ? article.querySelectorAll("td") : []) {
-    if (cell.offsetParent === null || cell.closest(".highlighttable")) continue;  // line numbers
-    if (!figures.test(cell.textContent)) continue;
-    const range = document.createRange();
-    range.selectNodeContents(cell);
-    const lineHeight = parseFloat(getComputedStyle(cell).lineHeight);
-    if (range.getBoundingClientRect().height > 2.5 * lineHeight)
-      problems.push("squashed table cell: " + cell.textContent.trim());
-  }
-  document.body.setAttribute("data-layout-problems", JSON.stringify(problems));
-}, 500));
-</script>"""
+# Run in the browser after the page has loaded: what a reader sees of the page (code and output
+# blocks whole, nothing broken mid-word, drawings unwrapped, pictures and tables inside their box,
+# no squashed table of figures); each finding goes into an attribute of <body>, which --dump-dom
+# returns.
+LAYOUT_CHECK = "<script>\n" + (ROOT / "tests" / "docs_layout_check.js").read_text() + "</script>"
 LAYOUT_ATTRIBUTE = re.compile(r'data-layout-problems="([^"]*)"')
 # Raw TeX that MathJax would have replaced: \( \) \[ \] $$, or $...$ around a formula.
 RAW_TEX = re.compile(r"\\[()\[\]]|\$\$|\$[^\s$][^$]*\$")
@@ -200,21 +175,24 @@ def test_each_lesson_has_its_notebook(site):
         assert f'href="../{path.stem}.ipynb"' in page, f"{path.stem}: no notebook download link"
 
 
-def _texts_of(tag: str, page: str) -> list[str]:
-    """The text inside each <tag> element of `page` (nested ones included in their parent)."""
-    parser = _ElementText(tag)
+def _texts_of(tag: str, page: str, attrs: dict[str, str] | None = None) -> list[str]:
+    """The text inside each <tag> element of `page` that has `attrs` (nested ones included in
+    their parent)."""
+    parser = _ElementText(tag, attrs or {})
     parser.feed(page)
     return parser.found
 
 
 class _ElementText(HTMLParser):
-    def __init__(self, tag: str):
+    def __init__(self, tag: str, attrs: dict[str, str]):
         super().__init__(convert_charrefs=True)
-        self.tag, self.depth, self.found = tag, 0, []
+        self.tag, self.attrs, self.depth, self.found = tag, attrs, 0, []
 
     def handle_starttag(self, tag, attrs):
         if tag == self.tag:
             if self.depth == 0:
+                if not self.attrs.items() <= dict(attrs).items():
+                    return
                 self.found.append("")
             self.depth += 1
 
@@ -225,6 +203,36 @@ class _ElementText(HTMLParser):
     def handle_data(self, data):
         if self.depth:
             self.found[-1] += data
+
+
+def stderr_outputs(page: str) -> list[str]:
+    """The start of each output a lesson cell wrote to stderr, which a page shows as a red box
+    (a library's warning, such as tqdm's "IProgress not found", in lessons 1, 4 and 5 once)."""
+    stderr = {"data-mime-type": "application/vnd.jupyter.stderr"}
+    return [" ".join(text.split())[:160] for text in _texts_of("div", page, stderr)]
+
+
+def test_stderr_outputs_finds_a_warning_box():
+    page = (
+        '<div class="jp-OutputArea-child"><div class="jp-RenderedText jp-OutputArea-output" '
+        'data-mime-type="application/vnd.jupyter.stderr"><pre>/x/auto.py:21: TqdmWarning: '
+        "IProgress not found.</pre></div></div>"
+        '<div class="jp-RenderedText jp-OutputArea-output" data-mime-type="text/plain">'
+        "<pre>ok</pre></div>"
+    )
+    assert stderr_outputs(page) == ["/x/auto.py:21: TqdmWarning: IProgress not found."]
+
+
+def test_lesson_pages_show_no_stderr_output(site):
+    """A lesson's output is what it prints and draws: no warning box from a library."""
+    found = [
+        f"{path.stem}: {text}"
+        for path in sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+        for text in stderr_outputs(
+            (site / "lessons" / path.stem / "index.html").read_text(encoding="utf-8")
+        )
+    ]
+    assert not found, "stderr output in lesson pages:\n" + "\n".join(found)
 
 
 def test_navigation_and_contents_hold_no_tex(site):
@@ -288,6 +296,50 @@ def test_raw_tex_check_sees_untypeset_pages(site):
         parser = read_article((site / relative).read_text(encoding="utf-8"))
         assert parser.typeset == 0
         assert RAW_TEX.search("".join(parser.text)), f"{name}: no raw TeX found before typesetting"
+
+
+# One defect of each kind the layout check looks for, in an article 300 px wide, each once seen
+# on the site; then the same content laid out well.
+DOT = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+DEFECTS = {
+    "hidden to the right": '<pre style="white-space: pre; overflow-x: auto">final quality (1000 '
+                           "samples, generator): well_formed 0.992, class_match 0.920, score 0.888"
+                           "</pre>",
+    "cut off at the bottom": '<pre style="height: 1.2em; overflow: hidden">done\nscore</pre>',
+    "broken mid-word": '<pre style="white-space: pre-wrap; word-break: break-all">'
+                       + "x = torch.Tensor(y) if flag else torch.Tensor(z) " * 6 + "</pre>",
+    "diagram wrapped": '<pre style="white-space: pre-wrap">train.py main ─▶ Run.train '
+                       "─▶ Run.iteration ─▶ GANStep.iteration</pre>",
+    "wider than its box": f'<img alt="curves" width="600" height="20" src="{DOT}">'
+                          '<div style="overflow-x: auto"><table><tr><td style="white-space: '
+                          'nowrap">a table of more columns than the page has room for</td></tr>'
+                          "</table></div>",
+    "squashed table cell": '<table style="width: 40px"><tr><td>0.078 ± 0.023 (0.064–'
+                           "0.104)</td></tr></table>",
+}  # fmt: skip
+WELL_LAID_OUT = (
+    '<pre style="white-space: pre-wrap">x = torch.Tensor(y) if flag else torch.Tensor(z)</pre>'
+    "<pre>train.py main ─▶ Run.train</pre>"
+    f'<img alt="curves" width="200" height="20" src="{DOT}">'
+    "<table><tr><td>0.078 ± 0.023</td></tr></table>"
+)
+
+
+def page_problems(body: str, folder: Path) -> list[str]:
+    page = folder / "page.html"
+    page.write_text(f'<!doctype html><html><head><meta charset="utf-8"></head><body>'
+                    f'<article style="width: 300px; font: 16px monospace">{body}</article>'
+                    "</body></html>", encoding="utf-8")  # fmt: skip
+    return layout_problems(dump_dom(chromium(), with_layout_check(page), folder / "profile"))
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs headless Chromium: apt-get install chromium")
+def test_layout_check_finds_each_kind_of_defect(tmp_path):
+    problems = page_problems("".join(DEFECTS.values()), tmp_path)
+    missed = [kind for kind in DEFECTS if not any(p.startswith(kind) for p in problems)]
+    assert not missed, f"the layout check missed {missed}; it found {problems}"
+    assert sum(p.startswith("wider than its box") for p in problems) == 2  # the img and the table
+    assert page_problems(WELL_LAID_OUT, tmp_path) == []
 
 
 @pytest.mark.skipif(chromium() is None, reason="needs headless Chromium: apt-get install chromium")
