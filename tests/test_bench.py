@@ -503,3 +503,16 @@ def test_the_fused_adam_row_and_its_waits_are_apart():
     waits = host_reads_per_iteration(step.ROWS["fused Adam + host waits"])
     assert fused == baseline - 2 and waits == baseline
     assert step.ROWS["fused Adam + host waits"].settings() == step.ROWS["fused Adam"].settings()
+
+
+def test_a_benchmark_records_the_attributes_of_the_kernels_it_compiled(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from accelerated.kernels import cupy_module
+
+    attributes = {"num_regs": 40, "shared_size_bytes": 0, "max_threads_per_block": 1024}
+    stand_in = SimpleNamespace(attributes=attributes)  # a compiled kernel, as the record reads it
+    monkeypatch.setattr(cupy_module, "_compiled", {"power_iteration_batched": stand_in})
+    assert main(["sn", "--device", "cpu", "--quick", "--reps", "1", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("sn-*.json")
+    assert json.loads(path.read_text())["kernels"] == {"power_iteration_batched": attributes}

@@ -39,3 +39,18 @@ def test_a_relative_out_is_one_folder_for_the_check_and_its_stages(tmp_path, mon
     assert Path(written).parent == tmp_path / "gpu-check-out"
     assert json.loads(Path(written).read_text())["benchmark"] == "attention"
     assert not (gpu_check.ROOT / "gpu-check-out").exists()
+
+
+def test_each_bench_stage_records_the_attributes_of_its_kernels(tmp_path, monkeypatch):
+    """The attributes each benchmark wrote (`kernels`: registers, shared memory, ... on the
+    GPU) come into the check's record, stage by stage; a file cut mid-write says so."""
+    record = run_check(monkeypatch, tmp_path)
+    assert record["rows"][0]["kernels"] == {}  # the CPU compiled no kernel
+    attributes = {"num_regs": 255, "local_size_bytes": 448}
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"kernels": {"attention_backward_dkdv<float, 32, 128>":
+                                             attributes}}))
+    second.write_text('{"kernels": {"cut')
+    found = gpu_check.kernels_of([first, second])
+    assert found["attention_backward_dkdv<float, 32, 128>"] == attributes
+    assert "error" in found["(unreadable b.json)"]

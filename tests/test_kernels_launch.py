@@ -1,10 +1,12 @@
-"""What the kernel wrappers hand CuPy, on a CPU: the ops' own code with stand-ins for the compiled
-kernel and its launch (the kernels themselves run in tests/test_kernels_on_cpu.py and, on a GPU,
-tests/test_kernels_gpu.py)."""
+"""What the kernel wrappers hand CuPy and what they record of it, on a CPU: the ops' own code with
+stand-ins for the compiled kernel and its launch (the kernels themselves run in
+tests/test_kernels_on_cpu.py and, on a GPU, tests/test_kernels_gpu.py)."""
+
+from types import SimpleNamespace
 
 import torch
 
-from accelerated.kernels import power_iteration
+from accelerated.kernels import cupy_module, power_iteration
 
 
 def launches(monkeypatch) -> list[tuple]:
@@ -41,3 +43,32 @@ def test_power_iteration_tables_follow_the_weights(monkeypatch):
         addresses, rows, cols = seen[-1][:3]
         assert addresses.tolist() == [W.data_ptr() for W in weights]
         assert rows.tolist()[-1] == len(u) and cols.tolist()[-1] == sum(n for _, n in shapes)
+
+
+ATTRIBUTES = {"num_regs": 254, "local_size_bytes": 0, "shared_size_bytes": 20480,
+              "max_threads_per_block": 256}
+
+
+class BrokenKernel:
+    @property
+    def attributes(self):
+        raise RuntimeError("CUDA_ERROR_INVALID_CONTEXT")
+
+
+def test_each_compiled_kernel_is_recorded_with_its_attributes(monkeypatch):
+    # what CuPy's `RawModule.get_function` returns, as far as the record reads it
+    kernels = {"attention_forward<float, 32, 128>": SimpleNamespace(attributes=ATTRIBUTES),
+               "hinge": BrokenKernel()}
+
+    class Module:
+        def get_function(self, name):
+            return kernels[name]
+
+    monkeypatch.setattr(cupy_module, "_compiled", {})
+    monkeypatch.setattr(cupy_module, "_module", lambda *args: Module())
+    assert cupy_module.kernel_attributes() == {}
+    for name in kernels:
+        assert cupy_module.get_kernel("attention.cu", name) is kernels[name]
+    found = cupy_module.kernel_attributes()
+    assert found["attention_forward<float, 32, 128>"] == ATTRIBUTES
+    assert found["hinge"] == {"error": "RuntimeError: CUDA_ERROR_INVALID_CONTEXT"}

@@ -13,10 +13,11 @@ save JSON.
     python -m accelerated.bench gpu-check --dry-run       # its plan, checked on any machine
 
 Results go to benchmarks/results/<benchmark>-<device>-<time>.json with the device name, the
-library versions and the command line, rewritten as each row finishes (a crash keeps what was
-measured). Rows that need a CUDA GPU (or CuPy) are listed as not run elsewhere; a row that fails
-says how, and the others still run. `python -m accelerated.bench BENCHMARK --help` lists each
-one's flags.
+library versions, the command line and, under `kernels`, the attributes of each CuPy kernel the
+run compiled, as the device reports them (registers, shared memory, spills); rewritten as each
+row finishes (a crash keeps what was measured). Rows that need a CUDA GPU (or CuPy) are listed
+as not run elsewhere; a row that fails says how, and the others still run.
+`python -m accelerated.bench BENCHMARK --help` lists each one's flags.
 """
 
 import json
@@ -29,6 +30,7 @@ from accelerated.bench.parser import DTYPES, PROG, make_parser
 from accelerated.bench.results import Results
 from accelerated.bench.timing import environment
 from accelerated.cli import UserError, run
+from accelerated.kernels.cupy_module import kernel_attributes
 
 
 def check_device(name: str) -> torch.device:
@@ -178,11 +180,15 @@ def benchmark(args) -> int:
         return gpu_check.main(args)
     device = check_device(args.device)
     results = Results(args.out, args.benchmark, args.command, environment(device))
+
+    def add(row):  # each row, with the attributes of the kernels compiled so far
+        results.add(row, {"kernels": kernel_attributes()})
+
     try:
-        rows, table, extra, notes = RUNNERS[args.benchmark](args, device, results.add)
+        rows, table, extra, notes = RUNNERS[args.benchmark](args, device, add)
     except RuntimeError as error:  # a CUDA or CuPy failure outside any one row
         raise UserError(str(error), exit_code=1) from None
-    path = results.finish(rows, extra)
+    path = results.finish(rows, {**extra, "kernels": kernel_attributes()})
     print(table)
     for note in notes:
         print(f"\n{note}")

@@ -14,13 +14,16 @@ one stage costs that stage only:
 
 Each benchmark writes its own JSON under `--out` as each row finishes; the check's record,
 `gpu-check-<device>-<time>.json`, lists every stage as it ends (status, seconds, the files it
-wrote, the log's last lines) and each stage's full log sits beside it. `--dry-run` checks the
+wrote, the log's last lines, and the attributes on this GPU of each CuPy kernel the stage
+compiled: registers per thread, shared and local memory, max threads per block) and each
+stage's full log sits beside it. `--dry-run` checks the
 plan on any machine (every command line parses, the preset, rows, shapes and test files exist,
 the budgets fit in the 8 minutes) and prints it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -153,7 +156,7 @@ def run_stage(s: Stage, out: Path, logs: Path) -> dict:
         except subprocess.TimeoutExpired:
             status = f"cut at its {s.budget_s} s budget"
     written = sorted(str(p) for p in set(out.glob("*.json")) - before)
-    return {
+    row = {
         "stage": s.name,
         "status": status,
         "seconds": round(time.monotonic() - start, 1),
@@ -163,6 +166,18 @@ def run_stage(s: Stage, out: Path, logs: Path) -> dict:
         "results": written,
         "log_tail": _tail(log),
     }
+    return {**row, "kernels": kernels_of(written)} if s.bench else row
+
+
+def kernels_of(paths) -> dict[str, dict]:
+    """{kernel name: attributes on this device} from the `kernels` of benchmark records."""
+    found = {}
+    for path in paths:
+        try:
+            found.update(json.loads(Path(path).read_text()).get("kernels", {}))
+        except (OSError, ValueError) as error:  # a stage cut mid-write: say so, keep going
+            found[f"(unreadable {Path(path).name})"] = {"error": str(error)[:200]}
+    return found
 
 
 def main(args) -> int:

@@ -22,9 +22,10 @@ class Results:
         self.path = Path(out) / f"{benchmark}-{slug}-{stamp}.json"
         self.record = {"benchmark": benchmark, "command": command, "utc": stamp, **env, "rows": []}
 
-    def add(self, row: dict) -> None:
-        """Append one finished row and write the record."""
+    def add(self, row: dict, extra: dict | None = None) -> None:
+        """Append one finished row, update the record with `extra`, and write it."""
         self.record["rows"].append(row)
+        self.record.update(extra or {})
         self.write()
 
     def finish(self, rows: list[dict], extra: dict) -> Path:

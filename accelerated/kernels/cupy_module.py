@@ -88,12 +88,30 @@ def _module(filename: str, options: tuple[str, ...], name_expressions: tuple[str
     return module
 
 
+_compiled: dict[str, object] = {}  # kernel name -> the compiled kernel, for `kernel_attributes`
+
+
 def get_kernel(filename: str, name: str, dtype: torch.dtype = torch.float32):
     """The compiled kernel `name` of `filename` (a plain or a template name, e.g.
     `attention_forward<float, 16, 64>`), compiled once per process and cached."""
     templated = "<" in name
     module = _module(filename, nvrtc_options(dtype), (name,) if templated else None)
-    return module.get_function(name)
+    _compiled[name] = kernel = module.get_function(name)
+    return kernel
+
+
+def kernel_attributes() -> dict[str, dict]:
+    """{kernel name: its attributes} for each kernel this process compiled, as the driver
+    reports them for the current device (CuPy's `RawKernel.attributes`: `num_regs` per thread,
+    `local_size_bytes` per thread, where spills go, `shared_size_bytes` of static shared memory,
+    `max_threads_per_block` at those registers, ...), or why it could not read them."""
+    found = {}
+    for name, kernel in sorted(_compiled.items()):
+        try:
+            found[name] = dict(kernel.attributes)
+        except Exception as error:  # a record of the run: report, never stop it
+            found[name] = {"error": f"{type(error).__name__}: {error}"[:200]}
+    return found
 
 
 def as_cupy(tensor: torch.Tensor):
