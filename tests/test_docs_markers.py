@@ -127,9 +127,12 @@ def test_equation_has_numpy_and_pytorch_code(equation):
     assert any(p.startswith("accelerated/") for p in paths), f"no PyTorch code marked {equation!r}"
 
 
-def section_code(path: str, name: str) -> str:
-    """The lines between `[start:name]` and `[end:name]` in `path` (markers excluded)."""
+def section_code(path: str, name: str | None = None) -> str:
+    """The lines between `[start:name]` and `[end:name]` in `path` (markers excluded); the whole
+    file where no section is named."""
     text = (ROOT / path).read_text(encoding="utf-8")
+    if name is None:
+        return text
     body = text.split(f"[start:{name}]", 1)[1].split(f"[end:{name}]", 1)[0]
     return "\n".join(body.splitlines()[1:-1])
 
@@ -174,3 +177,24 @@ def test_pytorch_tabs_show_what_numpy_tabs_show():
         if missing := sorted(named["NumPy"] - named["PyTorch"]):
             short.append(f"{heading}: the PyTorch tab never names {', '.join(missing)}")
     assert not short, "PyTorch tabs showing less than NumPy ones:\n" + "\n".join(short)
+
+
+def test_spectral_norm_pytorch_tab_shows_what_trains_the_model():
+    """The power iteration's PyTorch tab includes the module whose parametrization normalises
+    the models' weights (it once showed accelerated/ops/spectral_norm.py, which training never
+    calls)."""
+    from torch.nn.utils import parametrize
+
+    from accelerated.models import ModelConfig, build_models
+
+    G, D = build_models(ModelConfig(resolution=16, num_classes=4, g_ch=8, d_ch=8))
+    modules = {
+        type(m.parametrizations.weight[0]).__module__
+        for net in (G, D)
+        for m in net.modules()
+        if parametrize.is_parametrized(m, "weight")
+    }
+    assert modules, "the models have no spectrally normalised layer"
+    tab = tab_includes((ROOT / EQUATIONS_PAGE).read_text(encoding="utf-8"))["Power iteration"]
+    shown = {target.partition(":")[0] for target in tab["PyTorch"]}
+    assert {m.replace(".", "/") + ".py" for m in modules} <= shown, (modules, shown)
