@@ -1,5 +1,6 @@
 """Every CUDA source in accelerated/kernels compiles with nvcc, with the template instantiations
-the models use, for sm_80 (A100) and sm_90 (H100). Needs nvcc, not a GPU.
+the models use, for sm_80 (A100) and sm_90 (H100); and `bench registers` reads ptxas's
+registers and spills of each attention kernel. Needs nvcc, not a GPU.
 
 At run time CuPy compiles the same text (`cupy_module.kernel_source`: the .cu with its local
 header pasted in) with NVRTC (same front end, no host headers); this test is the check that runs
@@ -8,6 +9,7 @@ instantiates it, so each source is wrapped in a file that takes the address of e
 instantiation, as NVRTC's name expressions do.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -15,10 +17,13 @@ import subprocess
 import pytest
 import torch
 
+from accelerated.bench import registers
+from accelerated.bench.__main__ import main
 from accelerated.kernels import attention
 from accelerated.kernels.cupy_module import (
     KERNEL_DIR,
     compile_options,
+    instantiating_source,
     kernel_source,
     nvrtc_options,
 )
@@ -54,10 +59,7 @@ def model_head_sizes() -> list[tuple[int, int]]:
 def nvcc(source: str, instances: list[str], dtype, arch: str, out_dir, output: str = "--ptx"):
     """Compile `source` with `instances` instantiated; returns (returncode, log, output path)."""
     wrapper = out_dir / f"{source}.{arch}.{str(dtype)[6:]}.cu"
-    lines = [kernel_source(source)]  # the text CuPy hands to NVRTC
-    if instances:
-        lines += ["void* sagan_instances[] = {", *[f"    (void*)&{n}," for n in instances], "};"]
-    wrapper.write_text("\n".join(lines) + "\n")
+    wrapper.write_text(instantiating_source(source, instances))  # the text NVRTC compiles
     target = wrapper.with_suffix(".ptx" if output == "--ptx" else ".cubin")
     options = [*compile_options(dtype), f"-arch={arch}", output]
     command = [NVCC, *options, str(wrapper), "-o", str(target)]
@@ -143,3 +145,55 @@ def test_nvrtc_compiles_the_sources_as_cupy_does(dtype):
                     assert nvrtc.getLoweredName(program, name).startswith("_Z"), name
             finally:
                 nvrtc.destroyProgram(program)
+
+
+# -- registers and spills, as ptxas reports them (`python -m accelerated.bench registers`) -------
+
+PTXAS_LOG = """\
+ptxas info    : 0 bytes gmem
+ptxas info    : Compiling entry function '_Z23attention_backward_dkdvIfLi32ELi128EEvPKT_S2_S2_S2_PKfS4_PS0_S5_ii' for 'sm_90'
+ptxas info    : Function properties for _Z23attention_backward_dkdvIfLi32ELi128EEvPKT_S2_S2_S2_PKfS4_PS0_S5_ii
+    448 bytes stack frame, 448 bytes spill stores, 448 bytes spill loads
+ptxas info    : Used 255 registers, used 1 barriers, 448 bytes cumulative stack size, 20736 bytes smem
+ptxas info    : Compile time = 193.015 ms
+ptxas info    : Compiling entry function '_Z17attention_forwardI13__nv_bfloat16Li8ELi32EEvPKT_S3_S3_PS1_Pfii' for 'sm_90'
+ptxas info    : Function properties for _Z17attention_forwardI13__nv_bfloat16Li8ELi32EEvPKT_S3_S3_PS1_Pfii
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 72 registers, used 1 barriers, 5120 bytes smem
+"""  # noqa: E501  (ptxas's own lines, from nvcc 13.0 --resource-usage for sm_90)
+
+
+def test_ptxas_figures_are_read_per_kernel():
+    found = {registers.readable_name(m): f for m, f in registers.parse(PTXAS_LOG).items()}
+    assert found == {
+        "attention_backward_dkdv<float, 32, 128>": {
+            "stack_frame_bytes": 448, "spill_stores_bytes": 448, "spill_loads_bytes": 448,
+            "registers": 255, "shared_bytes": 20736},
+        "attention_forward<__nv_bfloat16, 8, 32>": {
+            "stack_frame_bytes": 0, "spill_stores_bytes": 0, "spill_loads_bytes": 0,
+            "registers": 72, "shared_bytes": 5120},
+    }
+
+
+def test_occupancy_follows_registers_shared_memory_and_the_sm_limits():
+    sm90 = registers.SM_LIMITS["sm_90"]
+    # 254 registers -> 256 per thread, 8192 per warp, 2 warps per block: 4 blocks of 64K
+    assert registers.occupancy(254, 20480, 64, sm90) == {
+        "blocks_per_sm": 4, "warps_per_sm": 8, "bound_by": "registers"}
+    assert registers.occupancy(16, 0, 64, sm90)["bound_by"] == "warps"  # 32 blocks of 2 warps
+    assert registers.occupancy(32, 100_000, 64, sm90) == {
+        "blocks_per_sm": 2, "warps_per_sm": 4, "bound_by": "shared memory"}
+
+
+@needs_nvcc
+def test_registers_bench_reports_every_attention_kernel(tmp_path, capsys):
+    argv = ["registers", "--arch", "sm_90", "--dtypes", "float32", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    (path,) = tmp_path.glob("registers-ptxas-sm-90-*.json")
+    record = json.loads(path.read_text())
+    assert [r["kernel"] for r in record["rows"]] == attention.instantiations(torch.float32)
+    for row in record["rows"]:
+        assert 0 < row["registers"] <= 255 and row["warps_per_sm"] >= 2
+    assert record["nvcc_commands"] == [
+        "nvcc -std=c++17 -arch=sm_90 --cubin --resource-usage attention.sm_90.float.cu"]
+    assert "attention_forward<float, 32, 128>" in capsys.readouterr().out

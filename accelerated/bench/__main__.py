@@ -1,5 +1,5 @@
-"""`python -m accelerated.bench step|flops|data|eval|attention|sn|gpu-check`: time, print a table,
-save JSON.
+"""`python -m accelerated.bench step|flops|data|eval|attention|sn|registers|gpu-check`: time,
+print a table, save JSON.
 
     python -m accelerated.bench step                      # 128x128 training step, B = 256, CUDA
     python -m accelerated.bench step --device cpu --preset builtin   # the CPU comparison
@@ -11,6 +11,7 @@ save JSON.
     python -m accelerated.bench attention --device cpu --quick   # tiny shapes, runs anywhere
     python -m accelerated.bench gpu-check                 # GPU tests + all of the above, 8 min
     python -m accelerated.bench gpu-check --dry-run       # its plan, checked on any machine
+    python -m accelerated.bench registers                 # ptxas: kernels' registers, spills
 
 Results go to benchmarks/results/<benchmark>-<device>-<time>.json with the device name, the
 library versions, the command line and, under `kernels`, the attributes of each CuPy kernel the
@@ -25,7 +26,7 @@ import sys
 
 import torch
 
-from accelerated.bench import attention, gpu_check, spectral_norm
+from accelerated.bench import attention, gpu_check, registers, spectral_norm
 from accelerated.bench.parser import DTYPES, PROG, make_parser
 from accelerated.bench.results import Results
 from accelerated.bench.timing import environment
@@ -178,6 +179,8 @@ def benchmark(args) -> int:
     """Run the benchmark `args` name, print its table, write its results (or gpu-check's)."""
     if args.benchmark == "gpu-check":
         return gpu_check.main(args)
+    if args.benchmark == "registers":  # compiles only: no device
+        return registers.main(args)
     device = check_device(args.device)
     results = Results(args.out, args.benchmark, args.command, environment(device))
 

@@ -89,6 +89,15 @@ def make_parser() -> Parser:
                    help="torch-fidelity's Inception weights: add its Inception Score "
                    "(--metrics inception)")
 
+    p = sub.add_parser("registers", help="attention kernels' registers and spills from ptxas "
+                       "(nvcc, no GPU)")
+    p.add_argument("--arch", choices=("sm_80", "sm_90"), default="sm_90",
+                   help="GPU architecture to compile for (default sm_90: H100, H200)")
+    p.add_argument("--dtypes", choices=sorted(DTYPES), nargs="+", default=["float32", "bfloat16"],
+                   help="the kernels' storage dtypes (default both)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"),
+                   help="folder for the JSON results (default benchmarks/results)")
+
     p = sub.add_parser("gpu-check", help="the GPU tests and every benchmark, in 8 minutes")
     common(p)
     p.add_argument("--dry-run", action="store_true",

@@ -52,6 +52,13 @@ def _header(filename: str) -> str:
     return kernel_source(filename).replace("#pragma once\n", "")
 
 
+def instantiating_source(filename: str, names: list[str]) -> str:
+    """`kernel_source(filename)` plus a table taking the address of each kernel in `names`, so
+    that nvcc compiles those template instantiations, as NVRTC's name expressions make it."""
+    table = ["void* sagan_instances[] = {", *[f"    (void*)&{n}," for n in names], "};"]
+    return "\n".join([kernel_source(filename), *(table if names else [])]) + "\n"
+
+
 @functools.cache
 def nvrtc_options(dtype: torch.dtype = torch.float32) -> tuple[str, ...]:
     """`compile_options`, plus for bfloat16 the CUDA headers' folder where `cuda.pathfinder`
