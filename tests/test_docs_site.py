@@ -4,11 +4,13 @@
 out of the nav, and a lesson cell that raises (mkdocs-jupyter executes every lesson, so this is
 where the lessons run in CI). Then headless Chromium loads built pages from disk (file://, so
 nothing could come from a network) and the test reads back the typeset DOM: MathJax's rendered
-elements are there, no raw TeX is left, no code block is cut off or squeezed into a scrolling
-strip narrower than the page, no table of figures is squashed, and a screenshot is saved (in the
-test's tmp dir and in `build/docs-screenshots/` for people to look at). Without a browser: no
-navigation or table of contents holds TeX, no page shows a snippet section marker, and every
-lesson has its notebook.
+elements are there, no raw TeX is left, and `tests/docs_layout_check.js` finds nothing a reader
+would miss: no code or output block hidden to the right or cut off, no line of code broken
+mid-word, no text drawing wrapped, no picture, drawing or table wider than its box, no table of
+figures squashed (a page with one defect of each kind shows that every check fires). A screenshot
+is saved (in the test's tmp dir and in `build/docs-screenshots/` for people to look at). Without a
+browser: no lesson page shows a stderr output box (a library's warning), no navigation or table
+of contents holds TeX, no page shows a snippet section marker, and every lesson has its notebook.
 """
 
 import html
