@@ -48,6 +48,7 @@ import torch
 import accelerated
 from accelerated.checkpoint import load_generator
 from accelerated.data import builtin
+from accelerated.figures.hidden import hidden_output
 from accelerated.layers import SelfAttention
 from accelerated.metrics.twins import twin_attention
 from accelerated.models import build_models, named_attention_layers
@@ -430,13 +431,14 @@ for name, grad in grads.items():
 # Hypothesis.
 #
 # **Predict, then run.** At initialisation $\gamma = 0$. Which of the block's gradients are zero
-# then: $\bar\gamma$? $\bar W_v$? $\bar W_f, \bar W_g, \bar W_h$? Write your answer down, then run
-# the cell.
+# then: $\bar\gamma$? $\bar W_v$? $\bar W_f, \bar W_g, \bar W_h$? Write your answer down, then
+# open the output of the cell.
 
 # %%
 grads_at_init = self_attention_backward(r, x_b, *weights_b.values(), 0.0, pool=pool_b)
-for name, grad in grads_at_init.items():
-    print(f"{name:6s} largest |gradient| at gamma = 0: {np.abs(grad).max():.3g}")
+with hidden_output():
+    for name, grad in grads_at_init.items():
+        print(f"{name:6s} largest |gradient| at gamma = 0: {np.abs(grad).max():.3g}")
 
 # %% [markdown]
 # <details><summary>Why</summary>
@@ -445,7 +447,8 @@ for name, grad in grads_at_init.items():
 # gradients vanish; $\bar\gamma = \sum_j \bar y_j^\top o_j$ does not, because $o$ is computed
 # (and nonzero) even when it is multiplied by 0. So a fresh SAGAN first learns $\gamma$; only
 # once $\gamma \ne 0$ do the attention weights start to learn, and $\bar x = \bar y$ exactly: the
-# block is the identity, backwards too.
+# block is the identity, backwards too. The answer: $\bar W_f, \bar W_g, \bar W_h, \bar W_v$
+# are exactly 0 (the output prints 0 for them), $\bar\gamma$ and $\bar x$ are not.
 #
 # </details>
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from accelerated.figures.hidden import hidden_output
 from accelerated.layers import sn_conv2d
 from accelerated.ops import spectral_norm as torch_spectral_norm
 from reference.spectral_norm import power_iteration, spectral_norm, spectral_norm_backward
@@ -302,15 +303,18 @@ assert np.allclose(W_sn, W_sn_t.detach().numpy()) and np.allclose(dW_numpy, W_t.
 # ## Exercises
 #
 # **1. Scale invariance, in the gradient.** Since $L(cW) = L(W)$ for every $c > 0$, predict the
-# value of $\langle \partial L / \partial W,\, W \rangle$, then run the cell.
+# value of $\langle \partial L / \partial W,\, W \rangle$, then open the output of the cell.
 
 # %%
-print(f"<dL/dW, W> = {np.sum(dW_numpy * W):.2e}")
+with hidden_output():
+    print(f"<dL/dW, W> = {np.sum(dW_numpy * W):.2e}, against |dL/dW| |W| = "
+          f"{np.linalg.norm(dW_numpy) * np.linalg.norm(W):.2e}")  # fmt: skip
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# Zero: $\frac{d}{dc} L(cW)\big|_{c=1} = \langle \partial L / \partial W, W \rangle = 0$. From the
+# Zero (the output shows rounding error, many orders of magnitude below the product of the
+# norms): $\frac{d}{dc} L(cW)\big|_{c=1} = \langle \partial L / \partial W, W \rangle = 0$. From the
 # formula, with $\bar W_{SN} = \partial L / \partial W_{SN}$ and $u^\top W v = \sigma$:
 #
 # $$\Big\langle \frac{\partial L}{\partial W}, W\Big\rangle = \frac{\langle \bar W_{SN},

@@ -37,6 +37,7 @@ from IPython.display import SVG, Code, display
 import accelerated
 from accelerated.checkpoint import load_generator
 from accelerated.data import builtin
+from accelerated.figures.hidden import hidden_output
 from accelerated.layers import ConditionalBatchNorm2d, ProjectionHead, SelfAttention
 from accelerated.models import ARCHITECTURES, ModelConfig, attention_layers, build_models
 from accelerated.models.blocks import DBlock, GBlock
@@ -337,24 +338,30 @@ print("BigGAN-PyTorch / StudioGAN placement (64x64):", moved.g_attention_sizes, 
 #
 # </details>
 #
-# **3. Predict, then run: shapes.** Before running the cell below, write down the shape of G's
-# output after each block of a **64x64** model with `g_ch=8` (its table is `ARCHITECTURES[64]`),
-# and which block is the attention.
+# **3. Predict, then run: shapes.** Write down the shape of G's output after each block of a
+# **64x64** model with `g_ch=8` (its table is `ARCHITECTURES[64]`), and which block is the
+# attention; then open the output of the cell below.
 
 # %%
 cfg_64 = ModelConfig(resolution=64, num_classes=4, g_ch=8, d_ch=8)
 G_64, _ = build_models(cfg_64)
 h = G_64.linear(torch.randn(1, cfg_64.z_dim)).reshape(1, -1, 4, 4)
-for block in G_64.blocks:
-    h = block(h, torch.tensor([0])) if isinstance(block, GBlock) else block(h)
-    print(f"{type(block).__name__:14s} -> {tuple(h.shape)}")
+with hidden_output():
+    print(f"{'input':14s} -> {tuple(h.shape)}")
+    for block in G_64.blocks:
+        h = block(h, torch.tensor([0])) if isinstance(block, GBlock) else block(h)
+        print(f"{type(block).__name__:14s} -> {tuple(h.shape)}")
+    print("g_channels x g_ch:", [m * cfg_64.g_ch for m in ARCHITECTURES[64].g_channels])
+    print("attention after the up-block of size", cfg_64.g_attention_sizes)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
 # Each GBlock doubles the side and sets the width to `g_channels[k] * g_ch`; the self-attention
 # block keeps the shape it receives ($y = \gamma o + x$), and sits after the up-block whose output
-# size is in `cfg_64.g_attention_sizes`.
+# size is in `cfg_64.g_attention_sizes`. The answer is the output above: one line per block,
+# the side doubling from 4 to 64 while the width follows the table, and one `SelfAttention`
+# line with the same shape as the line before it.
 #
 # </details>
 #

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import jupytext
@@ -79,6 +80,22 @@ def test_lesson_ends_with_exercises_and_hidden_solutions(path):
         f"{MIN_EXERCISES} exercises need one each"
     )
     assert all(s.strip() for s in solutions), "an empty solution"
+
+
+PREDICT = re.compile(r"\bpredict\b", re.IGNORECASE)
+SHOWS = re.compile(r"\b(print|display)\(|\bplt\.")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lesson_id)
+def test_predictions_come_before_their_answers(path):
+    """A code cell right after a prompt to predict shows its output folded (`hidden_output`), so
+    the page does not print the answer under the question."""
+    cells = jupytext.read(path).cells
+    shown = [after.source for before, after in pairwise(cells)
+             if before.cell_type == "markdown" and PREDICT.search(before.source)
+             and after.cell_type == "code" and SHOWS.search(after.source)
+             and "hidden_output(" not in after.source]  # fmt: skip
+    assert not shown, f"answers shown before the learner predicts: {shown}"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lesson_id)
