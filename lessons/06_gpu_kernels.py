@@ -32,10 +32,17 @@
 # the practitioners' section of the *Performance* page.
 
 # %%
+import re
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.patches import Rectangle
 
 from accelerated.backend import kernel_for
+from accelerated.kernels import attention as kernel
 from accelerated.ops import self_attention
 from reference.attention import attention_dims
 
@@ -205,6 +212,102 @@ with torch.no_grad():
     assert torch.allclose(o, plain(q, k, v), atol=1e-5)
     assert torch.allclose(lse, torch.logsumexp(q @ k.transpose(-1, -2), dim=-1), atol=1e-4)
 print("online softmax == plain attention; it never held the (n, n_k) matrix")
+
+# %% [markdown]
+# ### The schedule, drawn from the kernel's own parameters
+#
+# Two numbers set the kernel's schedule: how many queries a thread block takes (`THREADS` in
+# `accelerated/kernels/attention.py`, one thread per query) and how many keys it stages in
+# shared memory at a time (`TILE` in `attention.cu`). The cell reads both from the project's
+# files. On the left, the schedule for G's attention at 64x64: every block runs at once, and
+# each sweeps the key tiles in order. In the middle, the online softmax of one query of the
+# small example above, tile by tile: whenever a tile holds a larger score, the maximum $m$ rises
+# and the running sum $\ell$, kept relative to $m$, is multiplied by $e^{m - m'}$ and drops. On
+# the right, what one image's forward pass reads and writes in the GPU's memory (bfloat16): the
+# plain path writes the scores and $\beta$ and reads them back; the kernel keeps them in
+# registers, and instead reads every key and value once per block of queries. That is an upper
+# bound: a GPU's L2 cache can serve the repeated reads of one image's keys and values.
+
+# %%
+source = Path(kernel.__file__).with_name(kernel.SOURCE).read_text()
+TILE = int(re.search(r"constexpr int TILE = (\d+);", source).group(1))  # keys per tile
+THREADS = kernel.THREADS  # queries per block, one thread each
+c_qk, c_v, _ = attention_dims(blocks["G"], "official")
+query_blocks, key_tiles = N // THREADS, N_k // TILE
+print(f"kernel: {THREADS} queries per block, {TILE} keys per tile; G's attention at 64x64: "
+      f"{query_blocks} blocks per image, each sweeping {key_tiles} tiles; shared memory per "
+      f"block {TILE * (c_qk + c_v) * 4 / 1024:.0f} KiB (k and v of one tile, float32)")
+
+
+
+def traffic(N, N_k, c_qk, c_v, size, threads):
+    """Bytes read and written in device memory by one image's forward pass, by kind."""
+    plain = {"q, k, v": (N * c_qk + N_k * (c_qk + c_v)) * size,
+             "scores s (written, read)": 2 * N * N_k * size,
+             "beta (written, read)": 2 * N * N_k * size,
+             "o": N * c_v * size}
+    fused = {"q, k, v": (N * c_qk) * size + (N // threads) * N_k * (c_qk + c_v) * size,
+             "o": N * c_v * size + N * 4}  # and the log-sum-exp, float32
+    return plain, fused
+
+
+# one query's running maximum and sum, tile by tile
+scores = (q @ k.transpose(-1, -2))[0, 0]  # (n, n_k): image 0's scores
+tile_max = scores.unflatten(-1, (-1, TILE)).amax(-1)  # (n, tiles)
+rises = (tile_max.cummax(-1).values.diff(dim=-1) > 0).sum(-1)  # how often each query's m rises
+s = scores[rises.argmax()]  # the query whose maximum rises most often
+m, ell, ms, ells = -np.inf, 0.0, [], []
+for start in range(0, n_k, TILE):
+    tile = s[start : start + TILE]
+    m_new = max(m, tile.max().item())
+    ell = ell * np.exp(m - m_new) + torch.exp(tile - m_new).sum().item()
+    m = m_new
+    ms.append(m)
+    ells.append(ell)
+assert np.isclose(m + np.log(ell), torch.logsumexp(s, 0).item(), rtol=1e-5)
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 4), gridspec_kw={"width_ratios": [1.1, 1, 1]})
+ax = axes[0]
+ax.imshow(np.tile(np.arange(key_tiles), (query_blocks, 1)), cmap="viridis", aspect="auto",
+          extent=(0, N_k, N, 0))
+ax.add_patch(Rectangle((5 * TILE, 10 * THREADS), TILE, THREADS, fill=False, ec="red", lw=2))
+ax.annotate(f"one block, one step:\n{THREADS} queries x {TILE} keys", (6 * TILE, 11 * THREADS),
+            (N_k * 0.3, N * 0.35), color="white", fontsize=9, arrowprops={"color": "white"})
+ax.set_xlabel(f"keys i ({key_tiles} tiles of {TILE})")
+ax.set_ylabel(f"queries j ({query_blocks} blocks of {THREADS})")
+ax.set_title("schedule: each block sweeps the tiles\nleft to right (colour: step)", fontsize=10)
+ax = axes[1]
+steps = np.arange(1, len(ms) + 1)
+ax.plot(steps, ms, "o-", label="running max m")
+ax.set_xlabel(f"tiles of {TILE} keys seen")
+ax.set_ylabel("m")
+twin = ax.twinx()
+twin.plot(steps, ells, "s--", color="C1", label=r"running sum $\ell$ (relative to m)")
+twin.set_ylabel(r"$\ell$")
+ax.set_title("one query's online softmax:\nwhen m rises, $\\ell$ is rescaled down", fontsize=10)
+lines = ax.get_lines() + twin.get_lines()
+ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="upper left")
+ax = axes[2]
+COLOURS = {"q, k, v": "C0", "scores s (written, read)": "C3", "beta (written, read)": "C1",
+           "o": "C2"}
+plain, fused = traffic(N, N_k, c_qk, c_v, 2, THREADS)
+for x, parts in enumerate((plain, fused)):
+    bottom = 0
+    for name, nbytes in parts.items():
+        ax.bar(x, nbytes / 2**20, bottom=bottom, label=name if x == 0 else None,
+               color=COLOURS[name])
+        bottom += nbytes / 2**20
+ax.set_xticks([0, 1], ["plain PyTorch", "fused kernel\n(k, v read once per block)"])
+ax.set_ylabel("MiB per image, forward, bfloat16")
+ax.set_title("device-memory traffic of G's attention at 64x64", fontsize=10)
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+total_plain, total_fused = sum(plain.values()), sum(fused.values())
+print(f"per image: plain {total_plain / 2**20:.1f} MiB, fused {total_fused / 2**20:.1f} MiB "
+      f"({total_plain / total_fused:.1f}x less), of which re-reading k and v "
+      f"{(fused['q, k, v'] - N * c_qk * 2) / total_fused:.0%}")  # fmt: skip
+assert fused["q, k, v"] > fused["o"] and total_fused < total_plain
 
 # %% [markdown]
 # ## Kernel or plain PyTorch: one place decides
