@@ -11,6 +11,10 @@ torchrun --nproc_per_node 8 -m accelerated.train --preset imagenet128 ...   # da
 Every field of `accelerated.config.TrainConfig` is a flag `--section.field VALUE`
 (`--help` lists them with defaults and docs). A run writes to `run.out_dir/run.name` (a timestamp
 if no name is given) and never into an existing folder, except to continue it with `--resume`.
+
+Under `torchrun --max-restarts N --rdzv-id JOB` a run needs no `--resume` after a restart: the
+default name is JOB, the folder records JOB, and a start of JOB that finds the folder JOB made
+continues it from its newest checkpoint (a folder of any other run is still refused).
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from pathlib import Path
 from accelerated import checkpoint
 from accelerated import config as C
 from accelerated.cli import Parser, UserError, run, say
+from accelerated.files import write_text_atomic
 from accelerated.training import distributed
 from accelerated.training.run import Run
 
 PROG = "python -m accelerated.train"
 LOCK = ".lock"  # in the run folder: held by the process training it
+JOB = ".torchrun-job"  # in the run folder of a torchrun job that may restart: the job's id
 
 
 def _default_text(info: C.FieldInfo, preset: dict) -> str:
@@ -115,10 +121,11 @@ def saved_config(run_dir: Path) -> C.TrainConfig:
         raise UserError(f"{damaged} ({err}); {hint}") from None
 
 
-def new_run_dir(cfg: C.TrainConfig) -> Path:
-    """Create `out_dir/name` (a timestamp if no name) with the config in it; refuse a folder that
-    exists. Atomic: the folder is built under a temporary name and renamed into place, so it
-    never exists without its config (and can always be continued with --resume)."""
+def new_run_dir(cfg: C.TrainConfig, job: str | None = None) -> Path:
+    """Create `out_dir/name` (a timestamp if no name) with the config in it (and the id of the
+    torchrun `job` that may restart it); refuse a folder that exists. Atomic: the folder is built
+    under a temporary name and renamed into place, so it never exists without its config (and
+    can always be continued with --resume)."""
     cfg.run.name = cfg.run.name or datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(cfg.run.out_dir) / cfg.run.name
     exists = UserError(f"run folder {run_dir} already exists: choose another --run.name, or "
@@ -130,6 +137,8 @@ def new_run_dir(cfg: C.TrainConfig) -> Path:
                                      dir=run_dir.parent))
     try:
         C.write_config(cfg, building)
+        if job is not None:
+            write_text_atomic(building / JOB, job)
         os.rename(building, run_dir)  # fails if a folder of that name has appeared meanwhile
     except BaseException as err:
         shutil.rmtree(building, ignore_errors=True)
@@ -137,6 +146,27 @@ def new_run_dir(cfg: C.TrainConfig) -> Path:
             raise exists from None
         raise
     return run_dir
+
+
+def job_run_dir(cfg: C.TrainConfig, job: str | None) -> tuple[Path, bool]:
+    """(run folder, whether it continues a run) of a command without --resume: a new folder, or,
+    in a torchrun job that may restart (`job`: its id), the folder this job made before a
+    restart, continued as by --resume. In such a job the default name is the job's id, the same
+    in every attempt."""
+    if job is not None:
+        cfg.run.name = cfg.run.name or job
+        run_dir = Path(cfg.run.out_dir) / cfg.run.name
+        if _job_of(run_dir) == job:
+            return run_dir, True
+    return new_run_dir(cfg, job), False
+
+
+def _job_of(run_dir: Path) -> str | None:
+    """The torchrun job recorded in a run folder (None: none, or not readable)."""
+    try:
+        return (run_dir / JOB).read_bytes().decode(errors="replace")
+    except OSError:
+        return None
 
 
 def lock_run(run_dir: Path):
@@ -157,19 +187,20 @@ def prepare(argv: list[str] | None):
     args = make_parser().parse_args(argv)
     cfg, resume_dir = build_config(args)
     C.validate(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    job = distributed.restartable_job()
     ctx = distributed.setup(cfg.run.device)
-    error, run_dir = None, resume_dir
+    error, run_dir, resuming = None, resume_dir, resume_dir is not None
     if ctx.is_main and resume_dir is None:
         try:
-            run_dir = new_run_dir(cfg)
+            run_dir, resuming = job_run_dir(cfg, job)
         except (UserError, OSError) as err:
             error = str(err)
-    error, run_dir = distributed.broadcast(ctx, (error, run_dir))
+    error, run_dir, resuming = distributed.broadcast(ctx, (error, run_dir, resuming))
     if error:
         distributed.teardown(ctx)
         raise UserError(error)
     cfg.run.name = run_dir.name
-    return cfg, run_dir, ctx, resume_dir is not None
+    return cfg, run_dir, ctx, resuming
 
 
 def report(trainer: Run, outcome: str) -> None:
@@ -208,14 +239,8 @@ def train_run(cfg: C.TrainConfig, run_dir: Path, ctx, resuming: bool) -> int:
     try:
         if ctx.is_main:
             lock = lock_run(run_dir)
-        state = None
-        if resuming and checkpoint.list_checkpoints(run_dir):
-            # checked before Run() writes anything into the run folder
-            path, state = checkpoint.latest(run_dir, ctx.device, warn=say)
-            with checkpoint.reading(path):
-                checkpoint.check_compatible(state, C.to_dict(cfg), path)
-        elif resuming and ctx.is_main:
-            say(f"{run_dir} has no checkpoint (it stopped before its first): starting at step 0")
+        # checked before Run() writes anything into the run folder
+        path, state = resume_point(cfg, run_dir, ctx) if resuming else (None, None)
         trainer = set_up(cfg, run_dir, ctx)
         if state is not None:
             with checkpoint.reading(path):
@@ -242,6 +267,41 @@ def train_run(cfg: C.TrainConfig, run_dir: Path, ctx, resuming: bool) -> int:
             if not started:  # a new run that failed to start: its folder goes
                 shutil.rmtree(run_dir, ignore_errors=True)
             lock.close()
+
+
+def resume_point(cfg: C.TrainConfig, run_dir: Path, ctx):
+    """(path, state) of the checkpoint a resumed run continues from; (None, None) if it has none.
+    Rank 0 picks the newest usable one and checks that it fits; the other ranks load that same
+    file, so every rank continues from one step. A problem stops every rank: rank 0's with its
+    message, and a rank that cannot read the file (its node does not share the run folder) with
+    a CheckpointError saying so."""
+    error, path, state = None, None, None
+    if ctx.is_main:
+        try:
+            if checkpoint.list_checkpoints(run_dir):
+                path, state = checkpoint.latest(run_dir, ctx.device, warn=say)
+                with checkpoint.reading(path):
+                    checkpoint.check_compatible(state, C.to_dict(cfg), path)
+            else:
+                say(f"{run_dir} has no checkpoint (it stopped before its first): starting at "
+                    f"step 0")
+        except checkpoint.CheckpointError as err:
+            error = err
+    error, path = distributed.broadcast(ctx, (error, path))
+    if error is not None:
+        raise error
+    problem = None
+    if path is not None and not ctx.is_main:
+        try:
+            state = checkpoint.load(path, ctx.device)
+        except checkpoint.CheckpointError as err:
+            problem = f"rank {ctx.rank} cannot read the checkpoint rank 0 continues from ({err})"
+    if distributed.any_rank(ctx, problem is not None):
+        raise checkpoint.CheckpointError(
+            f"{problem or f'another rank cannot read {path}, the checkpoint to continue from'}: "
+            f"every rank must see the run folder; put run.out_dir on a file system that all "
+            f"nodes share")
+    return path, state
 
 
 def set_up(cfg: C.TrainConfig, run_dir: Path, ctx) -> Run:

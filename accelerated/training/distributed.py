@@ -7,6 +7,10 @@ those variables it is a single process and every collective below is a no-op.
 
 Rank 0 alone writes files; every rank trains on its own shard of each global batch; decisions
 that must be unanimous (stop now, skip a step, roll back) go through `any_rank`.
+
+Restarts: under `torchrun --max-restarts N` a failed worker makes torchrun stop and start the
+whole group again, with the same command line. `restartable_job` names the job (torchrun's
+`--rdzv-id`), which is how the restarted group finds the run folder it was training.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from accelerated.cli import resolve_device
+from accelerated.cli import UserError, resolve_device
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,27 @@ def setup(device: str) -> Context:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", init_method="env://")
     return Context(dist.get_rank(), world_size, dev)
+
+
+def restartable_job() -> str | None:
+    """The id of the torchrun job (`--rdzv-id`) when torchrun may restart this process's group
+    (`--max-restarts` above 0), else None; UserError if such a job could not restart safely.
+    The id, not `TORCHELASTIC_RESTART_COUNT`, identifies a restart: a node whose own workers
+    did not fail restarts them with its count unchanged, and a requeued job starts again at 0."""
+    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) == 0:
+        return None
+    job = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if job == "none":  # torchrun's default without --rdzv-id (or --standalone)
+        raise UserError("torchrun --max-restarts needs a job id to find this run again after a "
+                        "restart: add --rdzv-id JOB_ID (under Slurm: --rdzv-id $SLURM_JOB_ID)")
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        # The restarted group finds the old group's keys in the store (their addresses) and
+        # can wait on them for good: seen with two nodes, torch 2.13.
+        raise UserError("torchrun --max-restarts with the launcher's store shared by every "
+                        "attempt can hang when the group restarts (pytorch/pytorch#135712): use "
+                        "--rdzv-backend c10d and export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 "
+                        "before torchrun")
+    return job
 
 
 def teardown(ctx: Context) -> None:
