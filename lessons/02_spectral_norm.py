@@ -26,15 +26,27 @@
 # find out why for a *convolution* the factor is not quite 1.
 
 # %%
+import warnings
 from itertools import pairwise
+from pathlib import Path
+
+# accelerated.cli imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets (and
+# falls back to the text progress bar); no cell of this lesson draws a progress bar.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import parametrize
 
+import accelerated
+from accelerated.checkpoint import load_generator
+from accelerated.data import builtin
+from accelerated.data.arrays import to_model_range
 from accelerated.figures.hidden import hidden_output
 from accelerated.layers import sn_conv2d
+from accelerated.models import build_models
 from accelerated.ops import spectral_norm as torch_spectral_norm
 from reference.spectral_norm import power_iteration, spectral_norm, spectral_norm_backward
 
@@ -222,6 +234,73 @@ conv.eval()
 with torch.no_grad():
     assert torch.equal(conv(x), conv(x))
     assert sigma_of_used_weight() == history[100]
+
+# %% [markdown]
+# ## In the trained discriminator
+#
+# What does SN do in a real SAGAN? The discriminator trained by default on *Mirror twins*
+# (`docs/trained/mirror-twins.pt`, lessons 1 and 5) stores, for every layer, the weight $W$ that
+# Adam learned, and computes with $W / \sigma$. We compare the exact $\sigma(W)$ of each learned
+# weight with that of the weight the layer uses, and then the steepness of this D with that of an
+# **unnormalised copy**: the same learned weights, without the division. (That copy is not a D
+# trained without SN, which would have learned other weights: it shows how much the division
+# does in this one.)
+
+# %%
+TRAINED = Path(accelerated.__file__).resolve().parents[1] / "docs" / "trained" / "mirror-twins.pt"
+_, trained_cfg, _ = load_generator(TRAINED, torch.device("cpu"))
+
+
+def trained_discriminator():
+    D = build_models(trained_cfg)[1]
+    D.load_state_dict(torch.load(TRAINED, map_location="cpu", weights_only=True)["D"])
+    return D.eval()
+
+
+D_sn = trained_discriminator()
+layers = {name: m for name, m in D_sn.named_modules() if parametrize.is_parametrized(m, "weight")}
+sigma_learned = [singular_values(m.parametrizations.weight.original.detach().numpy(), k=1)[0]
+                 for m in layers.values()]  # fmt: skip
+sigma_used = [singular_values(m.weight.detach().numpy(), k=1)[0] for m in layers.values()]
+
+D_raw = trained_discriminator()  # the unnormalised copy: W instead of W / sigma in every layer
+for m in D_raw.modules():
+    if parametrize.is_parametrized(m, "weight"):
+        parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
+
+images, labels = builtin.generate(256, trained_cfg.resolution, seed=9)
+x_real = torch.from_numpy(to_model_range(images)).requires_grad_()
+steepness = {}
+for name, net in (("with SN", D_sn), ("unnormalised copy", D_raw)):
+    (grad,) = torch.autograd.grad(net(x_real, torch.from_numpy(labels)).sum(), x_real)
+    steepness[name] = grad.flatten(1).norm(dim=1).median().item()
+
+fig, ax = plt.subplots(figsize=(10, 3.4))
+positions = np.arange(len(layers))
+ax.bar(positions - 0.2, sigma_learned, 0.4, label=r"$\sigma(W)$, the learned weight")
+ax.bar(positions + 0.2, sigma_used, 0.4, label=r"$\sigma(W / \hat\sigma)$, the weight used")
+ax.axhline(1, color="gray", lw=0.5)
+ax.set_xticks(positions, list(layers), rotation=45, ha="right", fontsize=8)
+ax.set_ylabel(r"largest singular value")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+print(f"learned weights: sigma from {min(sigma_learned):.2f} to {max(sigma_learned):.2f}; "
+      f"used weights: from {min(sigma_used):.4f} to {max(sigma_used):.4f}")  # fmt: skip
+print(f"median ||dD/dx|| on 256 real images: with SN {steepness['with SN']:.2f}, "
+      f"unnormalised copy {steepness['unnormalised copy']:.1f} "
+      f"({steepness['unnormalised copy'] / steepness['with SN']:.0f}x)")  # fmt: skip
+assert max(sigma_learned) > 1.5 and all(abs(s - 1) < 0.05 for s in sigma_used)
+assert steepness["unnormalised copy"] > 10 * steepness["with SN"]  # what the text says
+
+# %% [markdown]
+# Training let the learned weights grow past 1 (the printed range): nothing stops it, since the
+# division undoes any scale. The weights the layers use stay at 1, or a hair above it: the power
+# iteration's estimate approaches $\sigma$ from below, one step per training step, and the
+# division by a slightly low $\hat\sigma$ leaves slightly more than 1. Undo the division and this
+# D's input gradient is more than ten times steeper (the printed factor): the layers'
+# stretches multiply through the network. That steepness is what SN keeps from the generator's
+# gradients.
 
 # %% [markdown]
 # ## A convolution is not its reshaped kernel
