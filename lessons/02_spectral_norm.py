@@ -439,7 +439,7 @@ with hidden_output():
 # M = torch.randn(64, 64, dtype=torch.float64)
 # kernel = (M / 3)[:, :, None, None].expand(64, 64, 3, 3).contiguous()
 # ratio = conv_operator_norm(kernel, 32, padding=1) / singular_values(kernel.numpy(), k=1)[0]
-# print(ratio)  # just under 3 (2.97 for one random M)
+# print(ratio)  # just under 3
 # ```
 #
 # </details>
