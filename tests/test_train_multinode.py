@@ -44,11 +44,13 @@ ENV = {**os.environ, **EXPORTS, "OMP_NUM_THREADS": "1"}
 TIMEOUT = 300  # a failure guard only: every wait ends on an event long before it
 
 
-def torchrun(endpoint: str, job: str, restarts: int, address: str) -> list[str]:
-    """One node's launcher: the command of docs/gpu.md with 1 process per node."""
-    return ["torchrun", "--nnodes", "2", "--nproc_per_node", "1", "--max-restarts", str(restarts),
-            "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", job,
-            "--local-addr", address]
+def torchrun(endpoint: str, job: str, restarts: int, address: str | None = None,
+             processes: int = 1) -> list[str]:
+    """One node's launcher, as docs/gpu.md writes it (`address`: the node's, on one machine)."""
+    return ["torchrun", "--nnodes", "2", "--nproc_per_node", str(processes),
+            "--max-restarts", str(restarts), "--rdzv-backend", "c10d",
+            "--rdzv-endpoint", endpoint, "--rdzv-id", job,
+            *(["--local-addr", address] if address else [])]
 
 
 def free_port() -> int:
@@ -216,13 +218,13 @@ def test_a_node_that_does_not_see_the_run_folder_stops_every_rank_with_a_message
 
 
 def test_the_docs_show_the_commands_these_tests_run():
-    text = " ".join(DOC.read_text().split())
+    text = " ".join(DOC.read_text().replace("\\\n", " ").split())  # continued lines joined
     assert all(f"export {key}={value}" in text for key, value in EXPORTS.items())
-    for address in ADDRESSES:  # the one-machine lines, as the tests run them
+    for address in ADDRESSES:  # the one-machine lines: what the tests run
         line = " ".join(torchrun("127.0.0.1:29400", "try1", 1, address))
-        assert f"{line} -m accelerated.train" in text
-    machines = " ".join(torchrun("$HEAD:29400", "$JOB", 3, "x")[:-2])  # one line per machine
-    assert f"{machines} -m accelerated.train" in text
+        assert f"{line} -m accelerated.train --preset tiny --run.device cpu" in text
+    machines = " ".join(torchrun("$HEAD:29400", "$JOB", 3, processes=8))
+    assert text.count(f"{machines} -m accelerated.train") == 3  # 2 machines, and under Slurm
 
 
 @pytest.mark.parametrize(("job", "shared_store", "message"), [
