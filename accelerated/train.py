@@ -285,7 +285,7 @@ def resume_point(cfg: C.TrainConfig, run_dir: Path, ctx):
             else:
                 say(f"{run_dir} has no checkpoint (it stopped before its first): starting at "
                     f"step 0")
-        except checkpoint.CheckpointError as err:
+        except (checkpoint.CheckpointError, OSError) as err:  # what the other ranks wait for
             error = err
     error, path = distributed.broadcast(ctx, (error, path))
     if error is not None:
