@@ -215,6 +215,29 @@ def _expected_distinct(class_counts: np.ndarray, resolution: int) -> float:
     return float(np.sum(1 - (1 - p[None]) ** np.asarray(class_counts)[:, None]))
 
 
+def _halves(x: np.ndarray) -> tuple[dict, dict, np.ndarray]:
+    """The decoded left half, the decoded mirrored right half, and whether the twins agree (both
+    well formed, same shape, hues and rows within the tolerances): x float (B, R, R, 3)."""
+    R = x.shape[1]
+    cell_size(R)  # checks R
+    a = _decode_half(x[:, :, : R // 2])
+    b = _decode_half(x[:, :, R // 2 :][:, :, ::-1])  # mirrored: same coordinates as the left
+    hue_gap = np.abs((a["hue"] - b["hue"] + 180) % 360 - 180)  # circular distance, degrees
+    agreement = (
+        a["ok"] & b["ok"]
+        & (a["shape"] == b["shape"])
+        & (hue_gap <= HUE_TOLERANCE)
+        & (np.abs(a["row"] - b["row"]) <= row_tolerance(R))
+    )
+    return a, b, agreement
+
+
+def twins_agree(images: np.ndarray) -> np.ndarray:
+    """Whether each image's twins agree, as the quality measure's `agreement` counts it: images
+    float (B, 3, R, R) in [-1, 1] -> bool (B,)."""
+    return _halves(np.asarray(images, np.float32).transpose(0, 2, 3, 1))[2]
+
+
 def quality(images, labels) -> dict[str, float]:
     """Exact offline quality of samples: float (B, 3, R, R) in [-1, 1] (NumPy or torch) and labels
     (B,). Returns the fractions described in the module docstring."""
@@ -225,19 +248,10 @@ def quality(images, labels) -> dict[str, float]:
             f"quality() needs images (B, 3, R, R) and labels (B,), got {x.shape} and {y.shape}"
         )
     R = x.shape[2]
-    cell_size(R)  # checks R
     x = x.transpose(0, 2, 3, 1)  # (B, R, R, 3)
-    a = _decode_half(x[:, :, : R // 2])
-    b = _decode_half(x[:, :, R // 2 :][:, :, ::-1])  # mirrored: same coordinates as the left
+    a, b, agreement = _halves(x)
     well_formed = a["ok"] & b["ok"]
     class_match = well_formed & (a["shape"] == y) & (b["shape"] == y)
-    hue_gap = np.abs((a["hue"] - b["hue"] + 180) % 360 - 180)  # circular distance, degrees
-    agreement = (
-        well_formed
-        & (a["shape"] == b["shape"])
-        & (hue_gap <= HUE_TOLERANCE)
-        & (np.abs(a["row"] - b["row"]) <= row_tolerance(R))
-    )
     correct = class_match & agreement
     cells = zip(y, hue_bin(a["hue"]), row_bin(a["row"], R), strict=True)
     configs = {cell for cell, ok in zip(cells, correct, strict=True) if ok}
