@@ -84,7 +84,8 @@ plt.show()
 
 # %% [markdown]
 # The exact quality measure (below, "The exact quality measure", says how it decodes a sample)
-# on 2,000 fresh samples:
+# on `n` fresh samples, drawn here, and the same measure as `docs/trained/quality.json` records
+# it:
 
 # %%
 n = 2000
@@ -92,12 +93,18 @@ z_eval = torch.randn(n, model_cfg.z_dim, generator=gen)
 y_eval = torch.arange(n) % model_cfg.num_classes
 with torch.no_grad():
     trained_quality = builtin.quality(G(z_eval, y_eval), y_eval)
-print(", ".join(f"{k} {v:.3f}" for k, v in trained_quality.items()))
+shipped = json.loads((TRAINED / "quality.json").read_text())
+print(f"measured here ({n:,} samples):",
+      ", ".join(f"{k} {v:.3f}" for k, v in trained_quality.items()))
+print(f"quality.json ({shipped['samples']:,} samples):",
+      ", ".join(f"{k} {shipped[k]:.3f}" for k in trained_quality))
 assert trained_quality["score"] > 0.3  # far above an untrained G's 0
 
 # %% [markdown]
-# `docs/trained/quality.json` holds the same measure of the same model on another 2,000 samples
-# (other noise, so the last digits differ). Read the numbers as the
+# Both lines measure the same weights, the run's last checkpoint. The first is a fresh measure,
+# on noise this lesson draws; the second is the one `benchmarks/showcase.py` made on other noise
+# when it copied the run into `docs/trained/`, and which the training page quotes. They differ by
+# sampling noise only, in the last digits. Read the numbers as the
 # [training page](../training.md) does: `well_formed` (clean shapes on black),
 # `class_match` (the class-conditional batch norm has learned the classes), `agreement` (the two
 # halves are mirror twins: the long-range part), `score` (all of it) and `diversity`, which is
@@ -105,10 +112,12 @@ assert trained_quality["score"] > 0.3  # far above an untrained G's 0
 #
 # ### Before and after
 #
-# The run saved a grid every 500 steps, from the same noise, so the grids compare:
+# The run saved a grid every `run.sample_every` steps, from the same noise, so the grids compare;
+# the steps of those in `docs/trained/`, the first and the last of them drawn:
 
 # %%
 grids = sorted(TRAINED.glob("samples-step-*.png"))
+print("grids at steps", ", ".join(str(int(path.stem.split("-")[-1])) for path in grids))
 fig, axes = plt.subplots(1, 2, figsize=(11, 3))
 for ax, path in zip(axes, [grids[0], grids[-1]], strict=True):
     ax.imshow(plt.imread(path))
@@ -428,7 +437,7 @@ assert hinge_loss_discriminator(np.zeros(64), np.zeros(64)) == 2.0
 # </details>
 #
 # **3. How much does the trained G use its attention?** Set $\gamma$ of G's block to 0 (the block
-# becomes the identity, as at initialisation) and measure the score again on the same 2,000
+# becomes the identity, as at initialisation) and measure the score again on the same `n`
 # samples. Predict first: a little worse, much worse, or better? Then open the output of the
 # cell below.
 
