@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes seeds below this (and Python ints wrap)
 

@@ -26,13 +26,8 @@
 # find out why for a *convolution* the factor is not quite 1.
 
 # %%
-import warnings
 from itertools import pairwise
 from pathlib import Path
-
-# accelerated.cli imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets (and
-# falls back to the text progress bar); no cell of this lesson draws a progress bar.
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 import matplotlib.pyplot as plt
 import numpy as np

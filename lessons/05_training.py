@@ -26,12 +26,7 @@ import json
 import math
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
-
-# accelerated.cli imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets (and
-# falls back to the text progress bar); no cell of this lesson draws a progress bar.
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 import matplotlib.pyplot as plt
 import numpy as np

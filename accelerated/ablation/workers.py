@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from accelerated.ablation.runs import Run
 from accelerated.training.metrics_log import read_records

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from accelerated import checkpoint
 from accelerated.backend import tune_for_fixed_shapes
