@@ -4,6 +4,7 @@ reports, attention's reach past it, and its command line."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ import torch
 from accelerated.ablation.probe.data import examples
 from accelerated.ablation.probe.model import Probe, receptive_field
 from accelerated.data import builtin
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_real_images_agree_and_mismatched_ones_never_do():
@@ -85,3 +88,24 @@ def test_bad_blocks_is_one_line_and_status_2(tmp_path):
          "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--blocks" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_the_committed_probe_says_what_its_pages_read_from_it():
+    # docs/ablation.md and lesson 1 state these verdicts in words; the numbers are rendered from
+    # the file, the words are held here
+    found = json.loads((ROOT / "docs" / "probe" / "probe.json").read_text())
+    rows = {r["blocks"]: r for r in found["rows"]}
+    runs = found["runs"]
+    shallow = [r for r in runs if r["blocks"] == 1 and not r["attention"]]
+    attended = [r for r in runs if r["blocks"] == 1 and r["attention"]]
+    # one block: the convolutions stay at chance, on their training images too
+    assert max(r["train_accuracy"] for r in shallow) < 0.55
+    assert max(r["test_accuracy"] for r in shallow) < 0.55
+    # with attention every seed learns it, above every seed without, and looks at the twin
+    assert min(r["test_accuracy"] for r in attended) > 0.7
+    assert rows[1]["attention_helps"]["p"] <= 0.01
+    assert rows[1]["twin_mass"]["min"] > rows[1]["twin_chance"]
+    # some unit sees both twins from two blocks on; there attention's gain is within the spread
+    assert not rows[1]["receptive_field"]["sees_both"] and rows[2]["receptive_field"]["sees_both"]
+    assert rows[2]["attention_helps"]["p"] > 0.05 and rows[3]["attention_helps"]["p"] > 0.05
+    assert abs(rows[3]["attention_helps"]["difference"]) < 0.02  # the curves meet

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import platform
 import shlex
 import statistics
@@ -77,7 +78,7 @@ def probe(args, argv: list[str] | None) -> int:
     settings = Settings(steps=args.steps, channels=args.channels)
     threads = workers.default_threads(args.jobs)
     cells = [(b, a, s) for s in range(args.seeds) for b in blocks for a in (False, True)]
-    start, runs, states = time.monotonic(), [], {}
+    start, runs, states, load = time.monotonic(), [], {}, os.getloadavg()[0]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=torch.set_num_threads,
                              initargs=(threads,)) as pool:
@@ -94,7 +95,7 @@ def probe(args, argv: list[str] | None) -> int:
     meta = {
         "command": " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
         "settings": asdict(settings), "seeds": args.seeds, "jobs": args.jobs,
-        "threads": threads, "seconds": seconds,
+        "threads": threads, "seconds": seconds, "load_average_before": round(load, 2),
         "machine": f"{platform.machine()}, {workers.default_threads(1)} cores available, "
                    f"torch {torch.__version__}",
     }

@@ -101,5 +101,5 @@ def attention_maps(state: dict, channels: int, blocks: int, resolution: int, pat
     net.attention.store_attention = True
     with torch.no_grad():
         net.features(real)
-    attention_figure(real, net.attention.last_attention).save(path)
+    attention_figure(real, net.attention.last_attention, scale=12).save(path)
     return path
