@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from accelerated import figures
-from accelerated.checkpoint import load_generator
+from accelerated.checkpoint import CheckpointError, load_generator
 from accelerated.data.builtin import CLASS_NAMES
 from accelerated.metrics.twins import twin_attention
 from accelerated.models import build_models, named_attention_layers
@@ -97,7 +97,14 @@ def main() -> None:
     args = parser.parse_args()
     if not args.model.is_file():
         sys.exit(f"no trained model at {args.model}: give one with --model")
-    args.out.write_text(dumps(explore(args.model.resolve())))
+    try:
+        text = dumps(explore(args.model.resolve()))
+    except CheckpointError as err:
+        sys.exit(f"cannot read the model {args.model}: {err}")
+    try:
+        args.out.write_text(text)
+    except OSError as err:
+        sys.exit(f"cannot write {args.out}: {err.strerror}; give a writable --out")
     print(f"wrote {args.out}")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from accelerated.bench.loader import cpu_model, load_average
+from accelerated.host import cpu_model, load_average
 from accelerated.training.metrics_log import read_records
 
 KEYS = ("score", "diversity", "well_formed", "class_match", "agreement", "symmetry", "fid")

@@ -86,6 +86,19 @@ def test_script_says_clearly_when_the_model_is_missing(tmp_path, monkeypatch):
         explorer.main()
 
 
+def test_script_says_clearly_when_the_model_is_damaged_or_the_out_folder_missing(
+        tmp_path, monkeypatch):
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(sys, "argv", ["attention_explorer.py", "--model", str(damaged)])
+    with pytest.raises(SystemExit, match=r"cannot read the model .*damaged\.pt"):
+        explorer.main()
+    monkeypatch.setattr(sys, "argv", ["attention_explorer.py", "--out",
+                                      str(tmp_path / "no" / "such" / "x.json")])
+    with pytest.raises(SystemExit, match=r"cannot write .*x\.json: .*writable --out"):
+        explorer.main()
+
+
 # ---- in the browser ----------------------------------------------------------------------------
 
 

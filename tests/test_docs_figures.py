@@ -55,6 +55,16 @@ def test_render_reads_toml_presets_and_writes_exponents_short(tmp_path, monkeypa
     figures._load.cache_clear()
 
 
+@pytest.mark.parametrize("name, text", [("bad.toml", "[optim\nlr = 1"), ("bad.json", "{1: 2")])
+def test_a_malformed_result_file_is_named_not_a_traceback(tmp_path, monkeypatch, name, text):
+    monkeypatch.setattr(figures, "ROOT", tmp_path)
+    figures._load.cache_clear()
+    (tmp_path / name).write_text(text)
+    with pytest.raises(KeyError, match=f"{name} is not valid"):
+        figures.render(f"{{{{ {name}:a }}}}")
+    figures._load.cache_clear()
+
+
 def test_training_page_reads_the_presets_learning_rates_from_the_preset():
     """It once said the built-in preset trains at 4e-4 and 1e-4, where the preset set 8e-4 and
     2e-4: the page now renders them from the preset file."""

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # unit (a module or package, dotted) -> floor; docs/architecture.md draws the same table
 FLOORS = {
     "reference": 1, "accelerated.backend": 1, "accelerated.cli": 1, "accelerated.figures": 1,
+    "accelerated.host": 1,
     "accelerated.ops": 2, "accelerated.kernels": 2, "accelerated.data": 2,
     "accelerated.files": 2,
     "accelerated.layers": 3, "accelerated.metrics": 3,

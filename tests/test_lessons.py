@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-from itertools import pairwise
 from pathlib import Path
 
 import jupytext
@@ -88,13 +87,14 @@ SHOWS = re.compile(r"\b(print|display)\(|\bplt\.")
 
 @pytest.mark.parametrize("path", LESSONS, ids=lesson_id)
 def test_predictions_come_before_their_answers(path):
-    """A code cell right after a prompt to predict shows its output folded (`hidden_output`), so
-    the page does not print the answer under the question."""
-    cells = jupytext.read(path).cells
-    shown = [after.source for before, after in pairwise(cells)
-             if before.cell_type == "markdown" and PREDICT.search(before.source)
-             and after.cell_type == "code" and SHOWS.search(after.source)
-             and "hidden_output(" not in after.source]  # fmt: skip
+    """Every code cell between a prompt to predict and the next text cell shows its output folded
+    (`hidden_output`), so the page does not print the answer under the question."""
+    shown, asked = [], False
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type == "markdown":
+            asked = bool(PREDICT.search(cell.source))
+        elif asked and SHOWS.search(cell.source) and "hidden_output(" not in cell.source:
+            shown.append(cell.source)
     assert not shown, f"answers shown before the learner predicts: {shown}"
 
 

@@ -12,6 +12,7 @@ import torch
 
 from accelerated.ablation.probe.data import examples
 from accelerated.ablation.probe.model import Probe, receptive_field
+from accelerated.ablation.probe.train import batches
 from accelerated.data import builtin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,12 +83,23 @@ def test_the_command_writes_its_table_figure_and_maps(tmp_path):
         assert (out / name).stat().st_size > 0
 
 
-def test_bad_blocks_is_one_line_and_status_2(tmp_path):
+@pytest.mark.parametrize("bad", [["--blocks", "0,x"], ["--seeds", "1"]], ids=["blocks", "seeds"])
+def test_a_bad_option_is_one_line_and_status_2_before_any_training(tmp_path, bad):
     done = subprocess.run(
-        [sys.executable, "-m", "accelerated.ablation.probe", "--blocks", "0,x",
-         "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "--blocks" in done.stderr
+        [sys.executable, "-m", "accelerated.ablation.probe", *bad, "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and bad[0] in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_pass_over_the_training_set_is_a_permutation():
+    torch.manual_seed(0)
+    n, batch = 100, 16  # 6 full batches a pass, 4 examples left out of each pass
+    drawn = torch.cat(list(batches(n, batch, steps=18)))
+    for p in range(3):
+        one_pass = drawn[p * 96:(p + 1) * 96]
+        assert len(set(one_pass.tolist())) == 96  # no example twice within a pass
 
 
 def test_the_committed_probe_says_what_its_pages_read_from_it():
@@ -101,8 +113,10 @@ def test_the_committed_probe_says_what_its_pages_read_from_it():
     # one block: the convolutions stay at chance, on their training images too
     assert max(r["train_accuracy"] for r in shallow) < 0.55
     assert max(r["test_accuracy"] for r in shallow) < 0.55
-    # with attention every seed learns it, above every seed without, and looks at the twin
-    assert min(r["test_accuracy"] for r in attended) > 0.7
+    # with attention every seed learns it, far above chance and above every seed without, and
+    # looks at the twin
+    assert min(r["test_accuracy"] for r in attended) > max(
+        0.6, max(r["test_accuracy"] for r in shallow))
     assert rows[1]["attention_helps"]["p"] <= 0.01
     assert rows[1]["twin_mass"]["min"] > rows[1]["twin_chance"]
     # some unit sees both twins from two blocks on; there attention's gain is within the spread

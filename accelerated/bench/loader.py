@@ -31,21 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from accelerated.data.arrays import open_arrays, save_arrays, to_model_range
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> float:
-    """The machine's load average over the last minute (NaN where the OS does not say)."""
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+from accelerated.host import cpu_model, load_average
 
 
 def machine() -> str:

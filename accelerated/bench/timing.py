@@ -52,7 +52,7 @@ def measure(
 
 def environment(device: torch.device) -> dict:
     """Device name, the CPU and its load, and library versions, for the results file."""
-    from accelerated.bench.loader import cpu_model, load_average
+    from accelerated.host import cpu_model, load_average
 
     try:
         import cupy

@@ -38,6 +38,8 @@ def value(path: str, key: str) -> object:
         found = _load(path)
     except FileNotFoundError:
         raise KeyError(f"no result file {path}") from None
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        raise KeyError(f"{path} is not valid {path.rsplit('.', 1)[1].upper()}: {err}") from None
     for part in key.split("."):
         try:
             found = found[int(part)] if isinstance(found, list) else found[part]

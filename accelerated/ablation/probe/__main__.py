@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -18,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from accelerated import cli
+from accelerated import cli, host
 from accelerated.ablation import workers
 from accelerated.ablation.probe import report
 from accelerated.ablation.probe.model import receptive_field
@@ -40,6 +38,14 @@ def depths(text: str) -> list[int]:
     return found
 
 
+def at_least_two(text: str) -> int:
+    """argparse type of --seeds: the test compares at least 2 seeds a side."""
+    value = positive(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"the test needs at least 2 seeds a side, got {value}")
+    return value
+
+
 def make_parser() -> Parser:
     parser = Parser(
         prog=PROG,
@@ -48,8 +54,8 @@ def make_parser() -> Parser:
         "write held-out accuracy per depth with a one-sided test that attention helps (JSON, "
         "Markdown), the figure of accuracy against receptive field and one probe's attention "
         "maps.")
-    parser.add_argument("--seeds", type=positive, default=5, metavar="N",
-                        help="seeds per cell: 0 .. N-1 (default: 5)")
+    parser.add_argument("--seeds", type=at_least_two, default=5, metavar="N",
+                        help="seeds per cell: 0 .. N-1, at least 2 for the test (default: 5)")
     parser.add_argument("--blocks", type=depths, default=[1, 2, 3], metavar="LIST",
                         help="depths: D blocks per classifier, comma-separated (default: 1,2,3)")
     parser.add_argument("--steps", type=positive, default=Settings.steps, metavar="N",
@@ -78,14 +84,18 @@ def probe(args, argv: list[str] | None) -> int:
     settings = Settings(steps=args.steps, channels=args.channels)
     threads = workers.default_threads(args.jobs)
     cells = [(b, a, s) for s in range(args.seeds) for b in blocks for a in (False, True)]
-    start, runs, states, load = time.monotonic(), [], {}, os.getloadavg()[0]
+    start, runs, states, load = time.monotonic(), [], {}, host.load_average()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=torch.set_num_threads,
                              initargs=(threads,)) as pool:
         futures = [pool.submit(run, b, a, s, settings) for b, a, s in cells]
         for future in tqdm(as_completed(futures), total=len(futures), disable=not args.progress,
                            desc="probe classifiers", unit="run"):
-            result, state = future.result()
+            try:
+                result, state = future.result()
+            except BaseException:  # a failed classifier (or Ctrl-C): train no further cells
+                pool.shutdown(cancel_futures=True)
+                raise
             runs.append(result)
             states[(result["blocks"], result["attention"], result["seed"])] = state
     runs.sort(key=lambda r: (r["blocks"], r["attention"], r["seed"]))
@@ -96,7 +106,7 @@ def probe(args, argv: list[str] | None) -> int:
         "command": " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
         "settings": asdict(settings), "seeds": args.seeds, "jobs": args.jobs,
         "threads": threads, "seconds": seconds, "load_average_before": round(load, 2),
-        "machine": f"{platform.machine()}, {workers.default_threads(1)} cores available, "
+        "machine": f"{host.cpu_model()}, {workers.default_threads(1)} cores available, "
                    f"torch {torch.__version__}",
     }
     (out / "probe.json").write_text(json.dumps({**meta, "rows": rows, "runs": runs}, indent=1)

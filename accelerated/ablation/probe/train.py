@@ -8,6 +8,7 @@ how much of a query's attention on one twin lands on the other, against chance."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,17 @@ class Settings:
     """real held-out images (and as many mismatched)"""
 
 
+def batches(n: int, batch: int, steps: int) -> Iterator[torch.Tensor]:
+    """`steps` batches of indices into n examples: passes over a fresh permutation each, the
+    last partial batch of a pass left out (torch's global generator)."""
+    order, cursor = torch.randperm(n), 0
+    for _ in range(steps):
+        if cursor + batch > n:
+            order, cursor = torch.randperm(n), 0
+        yield order[cursor:cursor + batch]
+        cursor += batch
+
+
 def accuracy(net: Probe, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
         return float(((net(x) > 0).float() == y).float().mean())
@@ -44,12 +56,7 @@ def run(blocks: int, attention: bool, seed: int, settings: Settings) -> tuple[di
     x_test, y_test = examples(settings.test, settings.resolution, seed=2 * seed + 1)
     net = Probe(settings.channels, blocks, attention)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, betas=(0.9, 0.999))
-    order = torch.randperm(len(x))
-    for step in range(settings.steps):
-        start = step * settings.batch % len(x)
-        if start + settings.batch > len(x):
-            order, start = torch.randperm(len(x)), 0
-        idx = order[start:start + settings.batch]
+    for idx in batches(len(x), settings.batch, settings.steps):
         loss = F.binary_cross_entropy_with_logits(net(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
