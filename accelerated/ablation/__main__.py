@@ -2,7 +2,6 @@ r"""The command line of `python -m accelerated.ablation` (see the package docstr
 
 from __future__ import annotations
 
-import platform
 import shlex
 import sys
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from accelerated import cli
+from accelerated import cli, host
 from accelerated import config as C
 from accelerated.ablation import plot, results, stats, variants, workers
 from accelerated.ablation.runs import AblationError, Schedule, plan
@@ -129,7 +128,7 @@ def ablation(args, argv: list[str] | None) -> int:
         "study": args.study, "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
         "eval_every": args.eval_every, "eval_samples": args.eval_samples, "jobs": args.jobs,
         "threads": threads, "seconds_this_invocation": round(time.monotonic() - start, 1),
-        "machine": f"{platform.machine()}, {workers.default_threads(1)} cores available, "
+        "machine": f"{host.cpu_model()}, {workers.default_threads(1)} cores available, "
                    f"torch {torch.__version__}",
     }
     meta["comparisons"] = compare(rows)
