@@ -7,9 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from accelerated import cli, host
+from accelerated import cli
 from accelerated import config as C
 from accelerated.ablation import plot, results, stats, variants, workers
 from accelerated.ablation.runs import AblationError, Schedule, plan
@@ -128,8 +126,7 @@ def ablation(args, argv: list[str] | None) -> int:
         "study": args.study, "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
         "eval_every": args.eval_every, "eval_samples": args.eval_samples, "jobs": args.jobs,
         "threads": threads, "seconds_this_invocation": round(time.monotonic() - start, 1),
-        "machine": f"{host.cpu_model()}, {workers.default_threads(1)} cores available, "
-                   f"torch {torch.__version__}",
+        "machine": workers.machine(),
     }
     meta["comparisons"] = compare(rows)
     paths = results.write(rows, out, meta)

@@ -15,8 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
+from accelerated import host
 from accelerated.ablation.runs import Run
 from accelerated.training.metrics_log import read_records
 
@@ -31,6 +33,11 @@ def default_threads(jobs: int) -> int:
     """The CPU cores this process may use, split between `jobs` workers (at least 1 each)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cores or 1) // jobs)
+
+
+def machine() -> str:
+    """The record's "machine": CPU model, cores available, torch version."""
+    return f"{host.cpu_model()}, {default_threads(1)} cores available, torch {torch.__version__}"
 
 
 def steps_done(run: Run) -> int:

@@ -106,8 +106,7 @@ def probe(args, argv: list[str] | None) -> int:
         "command": " ".join([PROG, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
         "settings": asdict(settings), "seeds": args.seeds, "jobs": args.jobs,
         "threads": threads, "seconds": seconds, "load_average_before": round(load, 2),
-        "machine": f"{host.cpu_model()}, {workers.default_threads(1)} cores available, "
-                   f"torch {torch.__version__}",
+        "machine": workers.machine(),
     }
     (out / "probe.json").write_text(json.dumps({**meta, "rows": rows, "runs": runs}, indent=1)
                                     + "\n")

@@ -11,14 +11,10 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from accelerated.ablation import stats
+from accelerated.ablation import results, stats
 from accelerated.ablation.probe.data import examples
 from accelerated.ablation.probe.model import Probe
 from accelerated.figures.images import attention_figure
-
-
-def _spread(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values)}
 
 
 def summarise(runs: list[dict], fields: dict[int, dict]) -> list[dict]:
@@ -31,11 +27,11 @@ def summarise(runs: list[dict], fields: dict[int, dict]) -> list[dict]:
         accs = {a: [r["test_accuracy"] for r in arm[a]] for a in arm}
         row = {"blocks": blocks, "receptive_field": fields[blocks],
                "params": {"without": arm[False][0]["params"], "with": arm[True][0]["params"]},
-               "without": _spread(accs[False]), "with": _spread(accs[True]),
+               "without": results.spread(accs[False]), "with": results.spread(accs[True]),
                "attention_helps": stats.compare(accs[True], accs[False]),
-               "twin_mass": _spread([r["twin_mass"] for r in arm[True]]),
+               "twin_mass": results.spread([r["twin_mass"] for r in arm[True]]),
                "twin_chance": statistics.fmean(r["twin_chance"] for r in arm[True]),
-               "gamma": _spread([r["gamma"] for r in arm[True]])}
+               "gamma": results.spread([r["gamma"] for r in arm[True]])}
         rows.append(row)
     return rows
 
