@@ -2,25 +2,19 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from _net import free_port
 from _torchrun_worker import assert_data_split, assert_one_writer, assert_same_weights, load_ranks
 
 from accelerated import config as C
 from accelerated.models import build_models
 
 WORKER = Path(__file__).with_name("_torchrun_worker.py")  # a rank, watched from inside
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def torchrun(tmp_path, *argv, cli=False, env=None):
     """Run the watched worker (or, with `cli`, `-m accelerated.train` itself) on 2 CPU ranks."""

@@ -15,7 +15,6 @@ then stops its workers; SIGKILL if that is not enough).
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _net import free_port
 from _torchrun_worker import assert_data_split, assert_one_writer, assert_same_weights, load_ranks
 
 from accelerated import checkpoint, train
@@ -51,12 +51,6 @@ def torchrun(endpoint: str, job: str, restarts: int, address: str | None = None,
             "--max-restarts", str(restarts), "--rdzv-backend", "c10d",
             "--rdzv-endpoint", endpoint, "--rdzv-id", job,
             *(["--local-addr", address] if address else [])]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Nodes:
